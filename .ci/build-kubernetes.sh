@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Build pinned Kubernetes control-plane binaries and an etcd server from the Go
+# module proxy into $BIN_DIR. Neither k8s.io/kubernetes nor etcd's server can be
+# `go install`ed directly (their go.mod files replace sibling modules with local
+# paths), so each is built from a throw-away module that pins those siblings to
+# their published versions. Usage: build-kubernetes.sh BIN_DIR WORK_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+bin_dir=$1
+work_dir=$2
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+
+k8s_ldflags() {
+  local version=${KUBERNETES_VERSION} major minor
+  major=${version#v}; major=${major%%.*}
+  minor=${version#v*.}; minor=${minor%%.*}
+  local flags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+build_kubernetes() {
+  local dir=$work_dir/kubernetes-$KUBERNETES_VERSION
+  mkdir -p "$dir"
+  cd "$dir"
+  if [ ! -f go.mod ]; then
+    go mod init bind-ha.local/kubernetes-build >/dev/null 2>&1
+    go mod edit -require="k8s.io/kubernetes@$KUBERNETES_VERSION"
+    local upstream
+    upstream=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+    # Every staging module k8s.io/kubernetes replaces with ./staging/src/... is
+    # published on the proxy as k8s.io/X at the matching v0.N.M tag.
+    grep -oE '^\s+k8s.io/[a-z0-9-]+ => ./staging/' "$upstream" | awk '{print $1}' | while read -r mod; do
+      go mod edit -replace="$mod=$mod@$KUBERNETES_STAGING_VERSION"
+    done
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION" \
+      "k8s.io/kubernetes/cmd/kube-controller-manager@$KUBERNETES_VERSION" \
+      "k8s.io/kubernetes/cmd/kube-scheduler@$KUBERNETES_VERSION" \
+      "k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION"
+  fi
+  local ldflags
+  ldflags=$(k8s_ldflags)
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    local start=$SECONDS
+    go build -trimpath -ldflags "$ldflags" -o "$bin_dir/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+    echo "built $cmd $KUBERNETES_VERSION in $((SECONDS - start))s"
+  done
+}
+
+build_etcd() {
+  local dir=$work_dir/etcd-$ETCD_VERSION
+  mkdir -p "$dir"
+  cd "$dir"
+  if [ ! -f go.mod ]; then
+    go mod init bind-ha.local/etcd-build >/dev/null 2>&1
+    # The server module's own go.mod points its siblings at ../api etc.; a
+    # consumer module ignores those replaces, so pinning the siblings is enough.
+    for mod in server/v3 api/v3 client/pkg/v3 client/v3 pkg/v3; do
+      go mod edit -require="go.etcd.io/etcd/$mod@$ETCD_VERSION"
+    done
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  fi
+  local start=$SECONDS
+  go build -trimpath -ldflags "-s -w" -o "$bin_dir/etcd" go.etcd.io/etcd/server/v3
+  echo "built etcd $ETCD_VERSION in $((SECONDS - start))s"
+}
+
+mkdir -p "$bin_dir" "$work_dir"
+case "${3:-all}" in
+  kubernetes) build_kubernetes ;;
+  etcd) build_etcd ;;
+  all) (build_etcd) && build_kubernetes ;;
+esac

@@ -1,0 +1,8 @@
+#!/usr/bin/env python3
+"""named readiness probe: every configured zone answers SOA with AA."""
+
+import sys
+
+from bind_ha.entrypoints import probe
+
+sys.exit(probe())

@@ -1,0 +1,130 @@
+"""Control of the local named: rndc, named-checkconf and DNS queries to it."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsigkeyring
+import dns.update
+
+from bind_ha.keys import TsigKey
+
+RNDC_TIMEOUT = 10.0
+
+
+class BindError(RuntimeError):
+    """named refused or failed a command; the message carries its answer."""
+
+
+@dataclass(frozen=True)
+class Bind:
+    rndc_conf: Path
+    dns_address: str
+    dns_port: int
+    timeout: float = RNDC_TIMEOUT
+
+    def rndc(self, *args: str) -> str:
+        try:
+            result = subprocess.run(
+                ["rndc", "-c", str(self.rndc_conf), *args],
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise BindError(f"rndc {' '.join(args)}: no answer in {self.timeout:g}s") from None
+        if result.returncode != 0:
+            raise BindError(f"rndc {' '.join(args)}: {(result.stderr or result.stdout).strip()}")
+        return result.stdout
+
+    def alive(self) -> bool:
+        try:
+            self.rndc("status")
+        except BindError:
+            return False
+        return True
+
+    def reconfig(self) -> None:
+        self.rndc("reconfig")
+
+    def refresh(self, zone: str) -> None:
+        self.rndc("refresh", zone)
+
+    def retransfer(self, zone: str) -> None:
+        self.rndc("retransfer", zone)
+
+    def reload(self, zone: str) -> None:
+        self.rndc("reload", zone)
+
+    def freeze(self, zone: str) -> None:
+        """Stop accepting updates to a dynamic zone; queries are still answered."""
+        try:
+            self.rndc("freeze", zone)
+        except BindError as error:
+            if "already frozen" not in str(error):
+                raise
+
+    def thaw(self, zone: str) -> None:
+        try:
+            self.rndc("thaw", zone)
+        except BindError as error:
+            if "not frozen" not in str(error) and "not dynamic" not in str(error):
+                raise
+
+    def serial(self, zone: str) -> int | None:
+        """The SOA serial named serves authoritatively for zone, or None."""
+        query = dns.message.make_query(zone, dns.rdatatype.SOA)
+        query.flags &= ~dns.flags.RD
+        try:
+            reply = dns.query.udp(query, self.dns_address, port=self.dns_port, timeout=2)
+        except (OSError, dns.exception.DNSException):
+            return None
+        if reply.rcode() != dns.rcode.NOERROR or not reply.flags & dns.flags.AA:
+            return None
+        for rrset in reply.answer:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return int(rrset[0].serial)
+        return None
+
+    def set_serial(self, zone: str, serial: int, key: TsigKey) -> None:
+        """Raise a dynamic zone's serial with a signed UPDATE of its SOA.
+
+        An UPDATE (unlike `rndc signing -serial`) is journaled and NOTIFYs the
+        secondaries like any other change.
+        """
+        query = dns.message.make_query(zone, dns.rdatatype.SOA)
+        reply = dns.query.udp(query, self.dns_address, port=self.dns_port, timeout=2)
+        soa_rrset = reply.find_rrset(
+            reply.answer, dns.name.from_text(zone), dns.rdataclass.IN, dns.rdatatype.SOA
+        )
+        soa = soa_rrset[0]
+        keyring = dns.tsigkeyring.from_text({key.name: (key.algorithm, key.secret)})
+        update = dns.update.UpdateMessage(zone, keyring=keyring, keyname=dns.name.from_text(key.name))
+        update.replace(
+            "@",
+            soa_rrset.ttl,
+            "SOA",
+            f"{soa.mname} {soa.rname} {serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}",
+        )
+        answer = dns.query.tcp(update, self.dns_address, port=self.dns_port, timeout=self.timeout)
+        if answer.rcode() != dns.rcode.NOERROR:
+            raise BindError(f"serial update of {zone} to {serial}: {dns.rcode.to_text(answer.rcode())}")
+
+
+def checkconf(conf: Path) -> str | None:
+    """named-checkconf's complaint about conf, or None when it is valid."""
+    result = subprocess.run(
+        ["named-checkconf", str(conf)], capture_output=True, text=True, timeout=RNDC_TIMEOUT, check=False
+    )
+    if result.returncode == 0:
+        return None
+    return (result.stdout + result.stderr).strip() or "named-checkconf failed"

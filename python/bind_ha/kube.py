@@ -1,0 +1,248 @@
+"""Kubernetes API adapter: the Lease, this release's pods, and Events.
+
+Every call carries an explicit timeout (the election decides how long it may
+take). Writes use plain JSON bodies so timestamps keep their microseconds and
+zone ("...T12:00:00.000000Z"), which the API server requires for MicroTime.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+from bind_ha.election import LeaseRecord
+from bind_ha.peers import Peer, Status
+from bind_ha.settings import Settings
+
+log = logging.getLogger("bind_ha.kube")
+COMPONENT = "bind-ha-agent"
+
+
+class Conflict(Exception):
+    """The write lost a race (409, or 422/404 on a stale create/replace): re-read."""
+
+
+class ApiUnavailable(Exception):
+    """The API server did not answer in time or failed; the message says how."""
+
+
+def micro_time(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def api_client(settings: Settings) -> kubernetes.client.ApiClient:
+    if settings.kubeconfig:
+        return kubernetes.config.new_client_from_config(config_file=settings.kubeconfig)
+    kubernetes.config.load_incluster_config()
+    return kubernetes.client.ApiClient()
+
+
+def _call(
+    what: str, function: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any
+) -> Any:
+    """Call the API; None for a 404 when missing_ok, Conflict for a 409, else ApiUnavailable."""
+    try:
+        return function(*args, **kwargs)
+    except ApiException as error:
+        if error.status == 404 and missing_ok:
+            return None
+        if error.status == 409:
+            raise Conflict(f"{what}: conflict") from None
+        raise ApiUnavailable(f"{what}: HTTP {error.status} {error.reason}") from None
+    except Exception as error:  # urllib3 timeouts, refused connections, TLS errors
+        raise ApiUnavailable(f"{what}: {type(error).__name__}: {error}") from None
+
+
+def _record(spec: Any) -> LeaseRecord:
+    return LeaseRecord(
+        holder=spec.holder_identity or "",
+        duration_seconds=int(spec.lease_duration_seconds or 0),
+        acquire_time=spec.acquire_time,
+        renew_time=spec.renew_time,
+        transitions=int(spec.lease_transitions or 0),
+    )
+
+
+class Kube:
+    def __init__(self, settings: Settings, client: kubernetes.client.ApiClient) -> None:
+        self.settings = settings
+        self.leases = kubernetes.client.CoordinationV1Api(client)
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.requests = 0  # API requests made, for the requests-per-minute metric
+
+    def _lease_body(self, record: LeaseRecord, version: str | None) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.settings.lease_name, "namespace": self.settings.namespace}
+        if version:
+            metadata["resourceVersion"] = version
+        spec: dict[str, Any] = {
+            "holderIdentity": record.holder,
+            "leaseDurationSeconds": record.duration_seconds,
+            "leaseTransitions": record.transitions,
+        }
+        if record.acquire_time:
+            spec["acquireTime"] = micro_time(record.acquire_time)
+        if record.renew_time:
+            spec["renewTime"] = micro_time(record.renew_time)
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
+
+    def read_lease(self, timeout: float) -> tuple[LeaseRecord | None, str | None]:
+        self.requests += 1
+        lease = _call(
+            "read Lease",
+            self.leases.read_namespaced_lease,
+            self.settings.lease_name,
+            self.settings.namespace,
+            missing_ok=True,
+            _request_timeout=timeout,
+        )
+        if lease is None:
+            return None, None
+        return _record(lease.spec), lease.metadata.resource_version
+
+    def create_lease(self, record: LeaseRecord, timeout: float) -> str:
+        """Create is atomic: of several agents racing, one wins and the rest get Conflict."""
+        self.requests += 1
+        created = _call(
+            "create Lease",
+            self.leases.create_namespaced_lease,
+            self.settings.namespace,
+            self._lease_body(record, None),
+            _request_timeout=timeout,
+        )
+        return str(created.metadata.resource_version)
+
+    def replace_lease(self, record: LeaseRecord, version: str | None, timeout: float) -> str:
+        self.requests += 1
+        replaced = _call(
+            "replace Lease",
+            self.leases.replace_namespaced_lease,
+            self.settings.lease_name,
+            self.settings.namespace,
+            self._lease_body(record, version),
+            _request_timeout=timeout,
+        )
+        return str(replaced.metadata.resource_version)
+
+    def list_peers(self, timeout: float) -> list[Peer]:
+        self.requests += 1
+        pods = _call(
+            "list pods",
+            self.core.list_namespaced_pod,
+            self.settings.namespace,
+            label_selector=self.settings.peer_selector,
+            _request_timeout=timeout,
+        )
+        return [self._peer(pod) for pod in pods.items]
+
+    def _peer(self, pod: Any) -> Peer:
+        labels = pod.metadata.labels or {}
+        annotations = pod.metadata.annotations or {}
+        return Peer(
+            name=pod.metadata.name,
+            uid=pod.metadata.uid,
+            ip=pod.status.pod_ip if pod.status else None,
+            role=labels.get(self.settings.role_label),
+            status=Status.from_json(annotations.get(self.settings.status_annotation)),
+            deleting=pod.metadata.deletion_timestamp is not None,
+        )
+
+    def set_role(self, pod: str, role: str, timeout: float) -> None:
+        self.requests += 1
+        _call(
+            f"label pod {pod}",
+            self.core.patch_namespaced_pod,
+            pod,
+            self.settings.namespace,
+            {"metadata": {"labels": {self.settings.role_label: role}}},
+            _request_timeout=timeout,
+        )
+
+    def publish_status(self, status: Status, timeout: float) -> None:
+        self.requests += 1
+        _call(
+            "annotate own pod",
+            self.core.patch_namespaced_pod,
+            self.settings.pod_name,
+            self.settings.namespace,
+            {"metadata": {"annotations": {self.settings.status_annotation: status.to_json()}}},
+            _request_timeout=timeout,
+        )
+
+    def event(self, reason: str, message: str, *, warning: bool = False, timeout: float = 5.0) -> None:
+        """Post a Kubernetes Event on this pod; a failure is only logged (events are best effort)."""
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{self.settings.pod_name}.", "namespace": self.settings.namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": self.settings.pod_name,
+                "namespace": self.settings.namespace,
+                "uid": self.settings.pod_uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.settings.pod_name,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.requests += 1
+        try:
+            _call(
+                "post Event",
+                self.core.create_namespaced_event,
+                self.settings.namespace,
+                body,
+                _request_timeout=timeout,
+            )
+        except (Conflict, ApiUnavailable) as error:
+            log.warning("event %s not posted: %s", reason, error)
+
+
+class PodWatcher(threading.Thread):
+    """Wakes the agent the moment any pod of the release changes (labels, IPs,
+    status annotations, deletion), so followers re-point and candidates react
+    without waiting for the next retry period."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: kubernetes.client.ApiClient,
+        on_change: Callable[[], None],
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name="pod-watcher", daemon=True)
+        self.settings = settings
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.on_change = on_change
+        self.stop_event = stop
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                watch = kubernetes.watch.Watch()
+                for _event in watch.stream(
+                    self.core.list_namespaced_pod,
+                    self.settings.namespace,
+                    label_selector=self.settings.peer_selector,
+                    timeout_seconds=60,
+                    _request_timeout=75,
+                ):
+                    self.on_change()
+                    if self.stop_event.is_set():
+                        watch.stop()
+            except Exception as error:  # the main loop still polls: a broken watch only slows reactions
+                log.debug("pod watch interrupted: %s", error)
+                self.stop_event.wait(1.0)
+            time.sleep(0.05)

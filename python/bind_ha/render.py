@@ -1,0 +1,102 @@
+"""named.conf rendering from the template next to this file (jinja2)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from bind_ha.keys import Keys, TsigKey
+from bind_ha.peers import PRIMARY, SECONDARY
+from bind_ha.settings import Settings
+from bind_ha.zonemodel import ZoneSpec
+
+TEMPLATE = "named.conf.j2"
+# A secondary must name a primary even before any is known: this one is on
+# loopback, where nothing listens, so refreshes fail fast and harmlessly.
+NO_PRIMARY = ("127.0.0.1", 9)
+
+
+@dataclass(frozen=True)
+class NamedView:
+    """Everything named.conf depends on; equal views render equal files."""
+
+    identity: str
+    role: str
+    zones: tuple[ZoneSpec, ...]
+    primary_address: str | None  # the leader's IP, for a secondary
+    peers: tuple[str, ...]  # IPs the primary notifies
+    keys: tuple[TsigKey, ...]
+    transfer_key: str
+    update_key: str
+    rndc_key_name: str
+    dns_port: int
+    listen_address: str
+    control_address: str
+    control_port: int
+    stats_port: int
+    data_dir: Path
+    run_dir: Path
+
+
+def _listen(address: str) -> tuple[str, str]:
+    """(IPv4 list, IPv6 list) for listen-on and listen-on-v6."""
+    if address == "any":
+        return "any", "any"
+    if ipaddress.ip_address(address).version == 6:
+        return "none", address
+    return address, "none"
+
+
+def render(view: NamedView) -> str:
+    if view.role not in (PRIMARY, SECONDARY):
+        raise ValueError(f"unknown role {view.role!r}")
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    listen_v4, listen_v6 = _listen(view.listen_address)
+    primary_address, primary_port = (
+        (view.primary_address, view.dns_port) if view.primary_address else NO_PRIMARY
+    )
+    context = {name: getattr(view, name) for name in view.__dataclass_fields__}
+    context.update(
+        listen_v4=listen_v4, listen_v6=listen_v6, primary_address=primary_address, primary_port=primary_port
+    )
+    return environment.get_template(TEMPLATE).render(**context)
+
+
+def view_for(
+    settings: Settings,
+    keys: Keys,
+    *,
+    role: str,
+    zones: tuple[ZoneSpec, ...],
+    primary_address: str | None,
+    peers: tuple[str, ...],
+) -> NamedView:
+    """The view of this pod's named.conf for a role; everything else comes from settings."""
+    return NamedView(
+        identity=settings.identity,
+        role=role,
+        zones=zones,
+        primary_address=primary_address,
+        peers=peers if role == PRIMARY else (),
+        keys=(keys.transfer, keys.update),
+        transfer_key=keys.transfer.name,
+        update_key=keys.update.name,
+        rndc_key_name=keys.rndc_name,
+        dns_port=settings.dns_port,
+        listen_address=settings.listen_address,
+        control_address=settings.control_address,
+        control_port=settings.control_port,
+        stats_port=settings.stats_port,
+        data_dir=settings.data_dir,
+        run_dir=settings.run_dir,
+    )

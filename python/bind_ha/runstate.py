@@ -1,0 +1,84 @@
+"""Files shared by the containers of one pod, in the run directory (an emptyDir).
+
+- role: "primary" or "secondary", what this pod's BIND is configured as.
+- primary-valid-until: CLOCK_MONOTONIC seconds (shared by all containers on a
+  node) until which the agent has confirmed leadership; the named supervisor
+  freezes dynamic zones once it passes. "0" when not leading.
+- zones.json: the zones of the applied named.conf (for probes and the fence).
+- named-stopping: written by the named supervisor on SIGTERM, so the agent
+  releases the Lease at once instead of waiting for its own SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bind_ha.peers import ROLES, SECONDARY
+
+ROLE = "role"
+VALID_UNTIL = "primary-valid-until"
+ZONES = "zones.json"
+STOPPING = "named-stopping"
+NAMED_CONF = "named.conf"
+WAS_PRIMARY = "was-primary"  # in the data directory: this pod's data may hold unreplicated history
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    scratch.write_text(text)
+    os.replace(scratch, path)
+
+
+@dataclass(frozen=True)
+class AppliedZone:
+    name: str
+    dynamic: bool
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    def role(self) -> str:
+        try:
+            role = (self.path / ROLE).read_text().strip()
+        except FileNotFoundError:
+            return SECONDARY
+        return role if role in ROLES else SECONDARY
+
+    def set_role(self, role: str) -> None:
+        atomic_write(self.path / ROLE, role + "\n")
+
+    def valid_until(self) -> float:
+        try:
+            return float((self.path / VALID_UNTIL).read_text())
+        except (FileNotFoundError, ValueError):
+            return 0.0
+
+    def set_valid_until(self, monotonic_deadline: float) -> None:
+        atomic_write(self.path / VALID_UNTIL, f"{monotonic_deadline:.3f}\n")
+
+    def zones(self) -> list[AppliedZone] | None:
+        """The applied config's zones; None before any config was applied."""
+        try:
+            entries = json.loads((self.path / ZONES).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return [AppliedZone(str(entry["name"]), bool(entry["dynamic"])) for entry in entries]
+
+    def set_zones(self, zones: list[AppliedZone]) -> None:
+        atomic_write(self.path / ZONES, json.dumps([{"name": z.name, "dynamic": z.dynamic} for z in zones]))
+
+    @property
+    def named_conf(self) -> Path:
+        return self.path / NAMED_CONF
+
+    def stopping(self) -> bool:
+        return (self.path / STOPPING).exists()
+
+    def mark_stopping(self) -> None:
+        atomic_write(self.path / STOPPING, "named is stopping\n")

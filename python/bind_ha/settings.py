@@ -1,0 +1,245 @@
+"""Agent configuration from environment variables, validated at start.
+
+Every variable is listed in ENVIRONMENT (name, meaning, default) and in the
+README. An invalid value stops the agent with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# name -> (meaning, default or None when required)
+ENVIRONMENT: dict[str, tuple[str, str | None]] = {
+    "POD_NAME": ("this pod's name (downward API)", None),
+    "POD_UID": ("this pod's UID (downward API); with POD_NAME it is the election identity", None),
+    "POD_NAMESPACE": ("namespace of the pod, the Lease and the Events (downward API)", None),
+    "POD_IP": ("this pod's IP, the address peers transfer from and notify (downward API)", None),
+    "BIND_HA_LEASE_NAME": ("name of the coordination.k8s.io/v1 Lease used for the election", None),
+    "BIND_HA_PEER_SELECTOR": ("label selector matching every pod of this release", None),
+    "BIND_HA_LABEL_PREFIX": ("prefix of the role label and status annotation", "bind-ha.io"),
+    "BIND_HA_LEASE_DURATION": ("seconds a follower waits after the last renewal it saw", "10"),
+    "BIND_HA_RENEW_DEADLINE": ("seconds a leader may go without renewing before it fences itself", "7"),
+    "BIND_HA_RETRY_PERIOD": ("seconds between election attempts (jittered up to +20%)", "2"),
+    "BIND_HA_DNS_PORT": ("port named answers DNS on, in this pod and its peers", "5353"),
+    "BIND_HA_LISTEN_ADDRESS": ("address named listens on ('any' for every address)", "any"),
+    "BIND_HA_LOCAL_DNS_ADDRESS": ("address the agent and probes use to query their own named", "127.0.0.1"),
+    "BIND_HA_CONTROL_ADDRESS": (
+        "address of named's rndc control channel and statistics channel",
+        "127.0.0.1",
+    ),
+    "BIND_HA_CONTROL_PORT": ("port of the rndc control channel", "953"),
+    "BIND_HA_STATS_PORT": ("port of named's statistics channel (for bind_exporter)", "8053"),
+    "BIND_HA_HEALTH_ADDRESS": ("address the agent serves /healthz, /readyz and /metrics on", "0.0.0.0"),
+    "BIND_HA_HEALTH_PORT": ("port of /healthz, /readyz and /metrics", "8080"),
+    "BIND_HA_RUN_DIR": (
+        "shared runtime directory: named.conf, rndc key, role file, fence mark",
+        "/var/run/bind-ha",
+    ),
+    "BIND_HA_DATA_DIR": (
+        "zone data directory (a PersistentVolume when persistence is on)",
+        "/var/lib/bind-ha",
+    ),
+    "BIND_HA_ZONES_FILE": (
+        "YAML list of zones rendered from the chart's values",
+        "/etc/bind-ha/zones/zones.yaml",
+    ),
+    "BIND_HA_ZONES_DIR": ("optional directory of NAME.zone files (existing ConfigMap or volume)", ""),
+    "BIND_HA_ZONES_DIR_TYPE": ("type of the zones in BIND_HA_ZONES_DIR: static or dynamic", "static"),
+    "BIND_HA_TSIG_DIR": (
+        "directory holding the TSIG secrets transfer-secret and update-secret",
+        "/etc/bind-ha/tsig",
+    ),
+    "BIND_HA_TSIG_ALGORITHM": ("TSIG algorithm of both keys", "hmac-sha256"),
+    "BIND_HA_TRANSFER_KEY_NAME": ("TSIG key name for transfers and NOTIFY between pods", "bind-ha-transfer"),
+    "BIND_HA_UPDATE_KEY_NAME": (
+        "TSIG key name clients sign RFC 2136 updates (and AXFR) with",
+        "bind-ha-update",
+    ),
+    "BIND_HA_SERIAL_MARGIN": ("how far a new primary lifts dynamic serials above any published", "1000"),
+    "BIND_HA_KUBECONFIG": ("kubeconfig path; empty means in-cluster service-account credentials", ""),
+    "BIND_HA_LOG_FORMAT": ("text or json", "text"),
+}
+
+LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224")
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """client-go's three durations, in seconds."""
+
+    lease_duration: float
+    renew_deadline: float
+    retry_period: float
+
+    @property
+    def request_timeout(self) -> float:
+        """Every API call must finish in half the renew deadline."""
+        return self.renew_deadline / 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    pod_name: str
+    pod_uid: str
+    namespace: str
+    pod_ip: str
+    lease_name: str
+    peer_selector: str
+    label_prefix: str
+    timing: Timing
+    dns_port: int
+    listen_address: str
+    local_dns_address: str
+    control_address: str
+    control_port: int
+    stats_port: int
+    health_address: str
+    health_port: int
+    run_dir: Path
+    data_dir: Path
+    zones_file: Path
+    zones_dir: Path | None
+    zones_dir_type: str
+    tsig_dir: Path
+    tsig_algorithm: str
+    transfer_key_name: str
+    update_key_name: str
+    serial_margin: int
+    kubeconfig: str
+    log_format: str
+
+    @property
+    def identity(self) -> str:
+        """A restarted container keeps it; a recreated pod does not."""
+        return f"{self.pod_name}/{self.pod_uid}"
+
+    @property
+    def role_label(self) -> str:
+        return f"{self.label_prefix}/role"
+
+    @property
+    def status_annotation(self) -> str:
+        return f"{self.label_prefix}/status"
+
+
+class _Reader:
+    """Reads one variable at a time and turns bad values into SettingsError."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str) -> str:
+        _meaning, default = ENVIRONMENT[name]
+        value = self.env.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            raise SettingsError(f"{name} is required ({ENVIRONMENT[name][0]})")
+        return default
+
+    def parsed(self, name: str, parse: Callable[[str], T], expected: str) -> T:
+        raw = self.text(name)
+        try:
+            return parse(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not {expected}") from None
+
+    def seconds(self, name: str) -> float:
+        value = self.parsed(name, float, "a number of seconds")
+        if not value > 0:
+            raise SettingsError(f"{name}={value:g} must be greater than 0")
+        return value
+
+    def port(self, name: str) -> int:
+        value = self.parsed(name, int, "a port number")
+        if not 0 < value < 65536:
+            raise SettingsError(f"{name}={value} is not a port number (1-65535)")
+        return value
+
+    def address(self, name: str, *, allow_any: bool = False) -> str:
+        raw = self.text(name)
+        if allow_any and raw == "any":
+            return raw
+        return self.parsed(name, lambda text: str(ipaddress.ip_address(text)), "an IP address")
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name)
+        if value not in choices:
+            raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
+        return value
+
+
+def validate_timing(timing: Timing) -> None:
+    """client-go's rules: leaseDuration > renewDeadline > 1.2 x retryPeriod."""
+    if not timing.lease_duration > timing.renew_deadline:
+        raise SettingsError(
+            f"BIND_HA_LEASE_DURATION ({timing.lease_duration:g}) must be greater than "
+            f"BIND_HA_RENEW_DEADLINE ({timing.renew_deadline:g})"
+        )
+    if not timing.renew_deadline > 1.2 * timing.retry_period:
+        raise SettingsError(
+            f"BIND_HA_RENEW_DEADLINE ({timing.renew_deadline:g}) must be greater than 1.2 x "
+            f"BIND_HA_RETRY_PERIOD ({timing.retry_period:g})"
+        )
+
+
+def load(env: Mapping[str, str]) -> Settings:
+    """Settings from env, or SettingsError naming the first bad variable."""
+    read = _Reader(env)
+    timing = Timing(
+        lease_duration=read.seconds("BIND_HA_LEASE_DURATION"),
+        renew_deadline=read.seconds("BIND_HA_RENEW_DEADLINE"),
+        retry_period=read.seconds("BIND_HA_RETRY_PERIOD"),
+    )
+    validate_timing(timing)
+    prefix = read.text("BIND_HA_LABEL_PREFIX")
+    if len(prefix) > 253 or not LABEL_PREFIX.match(prefix):
+        raise SettingsError(
+            f"BIND_HA_LABEL_PREFIX={prefix!r} is not a DNS subdomain usable as a label prefix"
+        )
+    margin = read.parsed("BIND_HA_SERIAL_MARGIN", int, "an integer")
+    if not 0 < margin < 2**30:
+        raise SettingsError(f"BIND_HA_SERIAL_MARGIN={margin} must be between 1 and 2^30")
+    zones_dir = read.text("BIND_HA_ZONES_DIR")
+    return Settings(
+        pod_name=read.text("POD_NAME"),
+        pod_uid=read.text("POD_UID"),
+        namespace=read.text("POD_NAMESPACE"),
+        pod_ip=read.address("POD_IP"),
+        lease_name=read.text("BIND_HA_LEASE_NAME"),
+        peer_selector=read.text("BIND_HA_PEER_SELECTOR"),
+        label_prefix=prefix,
+        timing=timing,
+        dns_port=read.port("BIND_HA_DNS_PORT"),
+        listen_address=read.address("BIND_HA_LISTEN_ADDRESS", allow_any=True),
+        local_dns_address=read.address("BIND_HA_LOCAL_DNS_ADDRESS"),
+        control_address=read.address("BIND_HA_CONTROL_ADDRESS"),
+        control_port=read.port("BIND_HA_CONTROL_PORT"),
+        stats_port=read.port("BIND_HA_STATS_PORT"),
+        health_address=read.address("BIND_HA_HEALTH_ADDRESS"),
+        health_port=read.port("BIND_HA_HEALTH_PORT"),
+        run_dir=Path(read.text("BIND_HA_RUN_DIR")),
+        data_dir=Path(read.text("BIND_HA_DATA_DIR")),
+        zones_file=Path(read.text("BIND_HA_ZONES_FILE")),
+        zones_dir=Path(zones_dir) if zones_dir else None,
+        zones_dir_type=read.choice("BIND_HA_ZONES_DIR_TYPE", ("static", "dynamic")),
+        tsig_dir=Path(read.text("BIND_HA_TSIG_DIR")),
+        tsig_algorithm=read.choice("BIND_HA_TSIG_ALGORITHM", TSIG_ALGORITHMS),
+        transfer_key_name=read.text("BIND_HA_TRANSFER_KEY_NAME"),
+        update_key_name=read.text("BIND_HA_UPDATE_KEY_NAME"),
+        serial_margin=margin,
+        kubeconfig=read.text("BIND_HA_KUBECONFIG"),
+        log_format=read.choice("BIND_HA_LOG_FORMAT", ("text", "json")),
+    )

@@ -1,0 +1,102 @@
+"""The named container's entry point: runs `named -g` and fences it.
+
+The fence covers a dead or hung agent: if this pod's BIND is primary and the
+agent's "valid until" mark (CLOCK_MONOTONIC, shared by the pod's containers)
+has passed, every dynamic zone is frozen, so updates are REFUSED while queries
+are still answered. Once the mark is renewed the zones are thawed again. The
+mark is only renewed by a leader, so a stale primary stops taking writes no
+later than renewDeadline after its last renewal, before any other pod can
+acquire the Lease (leaseDuration).
+
+On SIGTERM it freezes dynamic zones, tells the agent (named-stopping), and
+stops named; the agent then releases the Lease at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from types import FrameType
+
+from bind_ha.bind import Bind, BindError
+from bind_ha.clock import Clock
+from bind_ha.peers import PRIMARY
+from bind_ha.runstate import RunDir
+
+log = logging.getLogger("bind_ha.supervisor")
+CHECK_INTERVAL = 0.25
+
+
+@dataclass
+class Fence:
+    """Freezes dynamic zones while this pod is primary without a valid mark."""
+
+    run: RunDir
+    bind: Bind
+    clock: Clock
+    engaged: bool = False
+
+    def stale(self) -> bool:
+        return self.run.role() == PRIMARY and self.clock.monotonic() > self.run.valid_until()
+
+    def check(self) -> None:
+        stale = self.stale()
+        if stale and not self.engaged:
+            self._each_dynamic(self.bind.freeze)
+            self.engaged = True
+            log.warning("fence engaged: primary without a renewed Lease; dynamic zones frozen")
+        elif not stale and self.engaged:
+            self._each_dynamic(self.bind.thaw)
+            self.engaged = False
+            log.info("fence released: the agent renewed the Lease")
+
+    def freeze_if_primary(self) -> None:
+        if self.run.role() == PRIMARY:
+            self._each_dynamic(self.bind.freeze)
+
+    def _each_dynamic(self, action: object) -> None:
+        for zone in self.run.zones() or []:
+            if zone.dynamic:
+                try:
+                    action(zone.name)  # type: ignore[operator]
+                except BindError as error:
+                    log.error("%s: %s", zone.name, error)
+
+
+def supervise(named_argv: list[str], fence: Fence, *, wait_for_config: float = 120.0) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    deadline = fence.clock.monotonic() + wait_for_config
+    while not fence.run.named_conf.exists():
+        if stop.is_set() or fence.clock.monotonic() > deadline:
+            log.error("no %s to start named with (did the init container run?)", fence.run.named_conf)
+            return 1
+        stop.wait(0.2)
+    named = subprocess.Popen(named_argv)
+    while named.poll() is None:
+        if stop.wait(CHECK_INTERVAL):
+            return _shut_down(named, fence)
+        if fence.bind.alive():
+            fence.check()
+    log.error("named exited with status %s", named.returncode)
+    return named.returncode or 1
+
+
+def _shut_down(named: subprocess.Popen[bytes], fence: Fence) -> int:
+    """Refuse writes, tell the agent, then stop named."""
+    fence.freeze_if_primary()
+    fence.run.mark_stopping()
+    named.terminate()
+    try:
+        return named.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        named.kill()
+        return named.wait()

@@ -1,0 +1,161 @@
+"""Zone sources and zone files on disk, checked and compiled by BIND's own tools.
+
+Every zone is validated by named-compilezone (the same parser named uses),
+canonicalised to one record per line, given the serial the agent chose, and
+written in raw format (the format secondaries write, so a promoted secondary's
+files load unchanged). Writes are atomic: a failed check leaves the old file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bind_ha.zonemodel import ZoneError, ZoneSpec, merge, parse_zones, zone_from_file
+
+SOA_LINE = re.compile(
+    r"^(?P<owner>\S+)\s+(?P<ttl>\d+)\s+IN\s+SOA\s+(?P<mname>\S+)\s+(?P<rname>\S+)\s+"
+    r"(?P<serial>\d+)\s+(?P<timers>\d+\s+\d+\s+\d+\s+\d+)\s*$"
+)
+LOAD_ERROR = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<message>.*)$")
+TOOL_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class CanonicalZone:
+    """A checked zone: BIND's canonical text and the serial its source carried."""
+
+    spec: ZoneSpec
+    text: str
+    source_serial: int
+
+    def with_serial(self, serial: int) -> str:
+        lines = self.text.splitlines()
+        for index, line in enumerate(lines):
+            match = SOA_LINE.match(line)
+            if match:
+                start, end = match.span("serial")
+                lines[index] = line[:start] + str(serial) + line[end:]
+                return "\n".join(lines) + "\n"
+        raise ZoneError(f"{self.spec.origin}: no SOA record")
+
+
+def _explain(spec: ZoneSpec, output: str) -> str:
+    """named-compilezone's complaint, with line numbers mapped back to the user's text."""
+    reasons = []
+    for raw in output.splitlines():
+        match = LOAD_ERROR.match(raw.strip())
+        if match:
+            line = int(match["line"]) - spec.body_offset
+            where = "records line" if spec.body_offset else "line"
+            if line <= 0:
+                where, line = "generated header line", int(match["line"])
+            reasons.append(f"{where} {line}: {match['message']}")
+    if not reasons:
+        reasons = [raw.strip() for raw in output.splitlines() if raw.strip() and raw.strip() != "OK"]
+    return f"{spec.origin}: " + "; ".join(reasons or ["rejected by named-compilezone"])
+
+
+def canonicalize(spec: ZoneSpec, *, workdir: Path) -> CanonicalZone:
+    """Check a zone with named-compilezone; ZoneError names the zone and line."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=workdir) as scratch:
+        source = Path(scratch) / f"{spec.name}.zone"
+        target = Path(scratch) / f"{spec.name}.canonical"
+        source.write_text(spec.text)
+        result = subprocess.run(
+            [
+                "named-compilezone",
+                "-k",
+                "fail",
+                "-s",
+                "full",
+                "-F",
+                "text",
+                "-o",
+                str(target),
+                spec.name,
+                str(source),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0 or not target.exists():
+            raise ZoneError(_explain(spec, result.stdout + result.stderr))
+        text = target.read_text()
+    for line in text.splitlines():
+        match = SOA_LINE.match(line)
+        if match:
+            return CanonicalZone(spec=spec, text=text, source_serial=int(match["serial"]))
+    raise ZoneError(f"{spec.origin}: no SOA record")
+
+
+def write_raw(zone: CanonicalZone, serial: int, zones_dir: Path) -> Path:
+    """Compile zone at serial into ZONES_DIR/NAME.db (raw format), atomically.
+
+    A leftover journal belongs to the old contents; named would try to replay
+    it onto the new file, so it goes too (a dynamic zone is only ever written
+    here when it is first seeded).
+    """
+    zones_dir.mkdir(parents=True, exist_ok=True)
+    destination = zones_dir / zone.spec.file_name
+    with tempfile.TemporaryDirectory(dir=zones_dir) as scratch:
+        text_file = Path(scratch) / "zone.txt"
+        raw_file = Path(scratch) / "zone.raw"
+        text_file.write_text(zone.with_serial(serial))
+        result = subprocess.run(
+            ["named-compilezone", "-F", "raw", "-o", str(raw_file), zone.spec.name, str(text_file)],
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ZoneError(_explain(zone.spec, result.stdout + result.stderr))
+        os.replace(raw_file, destination)
+    journal_of(destination).unlink(missing_ok=True)
+    return destination
+
+
+def journal_of(zone_file: Path) -> Path:
+    return zone_file.with_name(zone_file.name + ".jnl")
+
+
+def remove_zone_data(zones_dir: Path, spec: ZoneSpec) -> None:
+    """Discard a zone's file and journal (a demoted primary's possibly forked history)."""
+    data = zones_dir / spec.file_name
+    data.unlink(missing_ok=True)
+    journal_of(data).unlink(missing_ok=True)
+
+
+def fingerprint(zones: Iterable[ZoneSpec]) -> dict[str, str]:
+    """Per-zone digest of type and text: what changed since the last look."""
+    return {zone.name: hashlib.sha256(f"{zone.type}\0{zone.text}".encode()).hexdigest() for zone in zones}
+
+
+def load_sources(zones_file: Path, zones_dir: Path | None, zones_dir_type: str) -> list[ZoneSpec]:
+    """Every declared zone: zones.yaml plus NAME.zone files of the zones directory."""
+    sources = []
+    if zones_file.exists():
+        try:
+            declared = yaml.safe_load(zones_file.read_text())
+        except yaml.YAMLError as error:
+            raise ZoneError(f"{zones_file}: not valid YAML: {error}") from None
+        sources.append(parse_zones(declared, str(zones_file)))
+    if zones_dir is not None and zones_dir.is_dir():
+        # ConfigMap volumes hold ..data links and dot-directories: only NAME.zone files count.
+        files = sorted(path for path in zones_dir.iterdir() if path.name.endswith(".zone") and path.is_file())
+        sources.append(
+            [zone_from_file(path.name, path.read_text(), zones_dir_type, str(zones_dir)) for path in files]
+        )
+    return merge(sources)
