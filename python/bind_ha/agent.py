@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from bind_ha import election, peers, zonefiles
@@ -19,7 +20,7 @@ from bind_ha.catalog import Catalog
 from bind_ha.clock import Clock
 from bind_ha.election import Leadership, Observation
 from bind_ha.keys import Keys, private_write
-from bind_ha.kube import ApiUnavailable, Conflict, Kube
+from bind_ha.kube import ApiUnavailable, Conflict, Kube, micro_time
 from bind_ha.metrics import Metrics
 from bind_ha.peers import PRIMARY, SECONDARY, Peer, Status
 from bind_ha.render import NamedView, render, view_for
@@ -93,6 +94,7 @@ class Agent:
         metrics: Metrics,
         keys: Keys,
         run: RunDir,
+        cached_peers: Callable[[], list[Peer] | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.timing = settings.timing
@@ -103,6 +105,7 @@ class Agent:
         self.metrics = metrics
         self.keys = keys
         self.run = run
+        self.cached_peers = cached_peers  # the pod informer, when it is in sync
         self.state = AgentState(role=run.role())
         self.wake = threading.Event()
         declare_metrics(metrics)
@@ -137,15 +140,28 @@ class Agent:
         except ApiUnavailable as error:
             self.metrics.inc("bind_ha_api_errors_total")
             summary = f"API unavailable: {error}"
+        self._check_deadline()
         self.state.last_round_at = self.clock.monotonic()
         self.metrics.set("bind_ha_api_requests_total", self.kube.requests)
         return summary
+
+    def _check_deadline(self) -> None:
+        """A leader past its renew deadline fences at once, even if its last request is still out."""
+        now = self.clock.monotonic()
+        if (
+            self.state.role == PRIMARY
+            and not self.state.fenced
+            and self.state.leadership.expired(now, self.timing)
+        ):
+            self._fence("renew deadline passed without a successful renewal")
 
     def _elect_and_reconcile(self, now: float) -> str:
         timeout = election.request_timeout(self.state.leadership, now, self.timing)
         record, version = self.kube.read_lease(timeout)
         self.state.observation = election.observe(self.state.observation, record, version, now)
-        pods = self.kube.list_peers(timeout)
+        pods = self.cached_peers()
+        if pods is None:
+            pods = self.kube.list_peers(timeout)
         status = self._own_status()
         summary = self._lease_round(pods, status)
         leading = self._leading()
@@ -216,10 +232,24 @@ class Agent:
             return f"Lease write failed: {error}"
         self.state.leadership = Leadership(renewed_at=started)
         self.state.observation = Observation(action.record, version, changed_at=started)
+        self._heartbeat(action.record)
         if renewing:
             return "leader: renewed"
         self.metrics.inc("bind_ha_leader_transitions_total")
         return f"leader: acquired the Lease (transition {action.record.transitions})"
+
+    def _heartbeat(self, record: election.LeaseRecord) -> None:
+        """Mark the renewal on our pod: followers' pod watches see it within milliseconds,
+        so they judge expiry from (almost) the real renewal time, not from their last poll."""
+        if record.renew_time is None:
+            return
+        try:
+            self.kube.heartbeat(
+                micro_time(record.renew_time),
+                election.request_timeout(self.state.leadership, self.clock.monotonic(), self.timing),
+            )
+        except (ApiUnavailable, Conflict) as error:
+            log.debug("heartbeat: %s", error)
 
     # ---- BIND ------------------------------------------------------------------------------
 
@@ -472,14 +502,17 @@ class Agent:
             self._label(fix.pod, fix.role)
 
     def _own_status(self) -> Status:
+        if self.run.stopping() or not self.bind.alive():
+            return Status(
+                healthy=False, serials=dict(self.state.published.serials) if self.state.published else {}
+            )
         serials = {}
         for spec in self.catalog.specs():
             serial = self.bind.serial(spec.name)
             if serial is not None:
                 serials[spec.name] = serial
                 self.metrics.set("bind_ha_zone_serial", serial, zone=spec.name)
-        healthy = not self.run.stopping() and self.bind.alive()
-        return Status(healthy=healthy, serials=serials)
+        return Status(healthy=True, serials=serials)
 
     def _publish(self, status: Status) -> None:
         if status == self.state.published:
@@ -557,7 +590,9 @@ class Agent:
                 if summary != self.state.last_summary:
                     log.info("%s", summary)
                     self.state.last_summary = summary
-                self.wake.wait(self.next_delay())
+                delay = self.next_delay()
+                log.debug("round: %s; next in %.2fs", summary, delay)
+                self.wake.wait(delay)
                 self.wake.clear()
         finally:
             if not self.state.released:

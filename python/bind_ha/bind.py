@@ -85,7 +85,7 @@ class Bind:
         query = dns.message.make_query(zone, dns.rdatatype.SOA)
         query.flags &= ~dns.flags.RD
         try:
-            reply = dns.query.udp(query, self.dns_address, port=self.dns_port, timeout=2)
+            reply = dns.query.udp(query, self.dns_address, port=self.dns_port, timeout=1)
         except (OSError, dns.exception.DNSException):
             return None
         if reply.rcode() != dns.rcode.NOERROR or not reply.flags & dns.flags.AA:

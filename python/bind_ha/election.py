@@ -45,10 +45,15 @@ class Observation:
 def observe(
     previous: Observation | None, record: LeaseRecord | None, version: str | None, now: float
 ) -> Observation:
-    """Fold a fresh read into what we knew: the clock restarts only on a change."""
-    if previous is not None and previous.record == record:
-        return replace(previous, version=version)
+    """Fold a fresh read into what we knew: the clock restarts only on a change.
+
+    Any write changes the resourceVersion, so a renewal counts as a change even
+    if the holder's clock wrote the same renewTime twice.
+    """
+    if previous is not None and previous.record == record and previous.version == version:
+        return previous
     return Observation(record=record, version=version, changed_at=now)
+
 
 
 def expires_at(observation: Observation, timing: Timing) -> float:

@@ -22,7 +22,7 @@ from bind_ha.clock import SystemClock
 from bind_ha.health import Endpoints, serve
 from bind_ha.init import InitError, initialize
 from bind_ha.keys import SecretError, load_keys, rndc_conf_path
-from bind_ha.kube import Kube, PodWatcher, api_client
+from bind_ha.kube import Kube, PodCache, api_client
 from bind_ha.metrics import Metrics
 from bind_ha.probe import named_ready
 from bind_ha.runstate import RunDir
@@ -45,13 +45,15 @@ class JsonFormatter(logging.Formatter):
         )
 
 
-def _setup_logging(log_format: str, component: str) -> None:
+def _setup_logging(log_format: str, log_level: str, component: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(f"%(asctime)s {component} %(levelname)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if log_level == "debug" else logging.INFO, handlers=[handler], force=True
+    )
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)
 
@@ -62,7 +64,7 @@ def _settings(component: str) -> Settings | None:
     except SettingsError as error:
         print(f"bind-ha {component}: invalid configuration: {error}", file=sys.stderr)
         return None
-    _setup_logging(loaded.log_format, component)
+    _setup_logging(loaded.log_format, loaded.log_level, component)
     return loaded
 
 
@@ -107,6 +109,8 @@ def agent() -> int:
         run=run,
     )
     stop = threading.Event()
+    cache = PodCache(settings, api_client(settings), the_agent.wake.set, stop)
+    the_agent.cached_peers = cache.peers
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
@@ -119,7 +123,7 @@ def agent() -> int:
         settings.health_port,
         Endpoints(healthy=the_agent.healthy, ready=the_agent.readiness, metrics=the_agent.metrics.render),
     )
-    PodWatcher(settings, api_client(settings), the_agent.wake.set, stop).start()
+    cache.start()
     threading.Thread(target=_watch_stopping, args=(run, the_agent.wake, stop), daemon=True).start()
     log.info("agent %s starting (lease %s/%s)", settings.identity, settings.namespace, settings.lease_name)
     the_agent.run_forever(stop)

@@ -29,7 +29,7 @@ class Keys:
 
     transfer: TsigKey
     update: TsigKey
-    rndc_name: str
+    rndc: TsigKey
 
 
 class SecretError(ValueError):
@@ -59,7 +59,7 @@ def load_keys(settings: Settings) -> Keys:
     update = TsigKey(
         settings.update_key_name, settings.tsig_algorithm, read_secret(settings.tsig_dir / UPDATE_SECRET_FILE)
     )
-    return Keys(transfer=transfer, update=update, rndc_name=ensure_rndc_key(settings).name)
+    return Keys(transfer=transfer, update=update, rndc=ensure_rndc_key(settings))
 
 
 def private_write(path: Path, text: str) -> None:

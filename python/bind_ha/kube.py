@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,12 @@ class ApiUnavailable(Exception):
 
 def micro_time(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def bounded(timeout: float) -> tuple[float, float]:
+    """The client ignores a float timeout (it only honours an int or a (connect, read)
+    pair), so every call gets a pair whose sum is the time it may take."""
+    return (timeout / 2, timeout / 2)
 
 
 def api_client(settings: Settings) -> kubernetes.client.ApiClient:
@@ -70,6 +75,19 @@ def _record(spec: Any) -> LeaseRecord:
     )
 
 
+def pod_to_peer(pod: Any, settings: Settings) -> Peer:
+    labels = pod.metadata.labels or {}
+    annotations = pod.metadata.annotations or {}
+    return Peer(
+        name=pod.metadata.name,
+        uid=pod.metadata.uid,
+        ip=pod.status.pod_ip if pod.status else None,
+        role=labels.get(settings.role_label),
+        status=Status.from_json(annotations.get(settings.status_annotation)),
+        deleting=pod.metadata.deletion_timestamp is not None,
+    )
+
+
 class Kube:
     def __init__(self, settings: Settings, client: kubernetes.client.ApiClient) -> None:
         self.settings = settings
@@ -100,7 +118,7 @@ class Kube:
             self.settings.lease_name,
             self.settings.namespace,
             missing_ok=True,
-            _request_timeout=timeout,
+            _request_timeout=bounded(timeout),
         )
         if lease is None:
             return None, None
@@ -114,7 +132,7 @@ class Kube:
             self.leases.create_namespaced_lease,
             self.settings.namespace,
             self._lease_body(record, None),
-            _request_timeout=timeout,
+            _request_timeout=bounded(timeout),
         )
         return str(created.metadata.resource_version)
 
@@ -126,7 +144,7 @@ class Kube:
             self.settings.lease_name,
             self.settings.namespace,
             self._lease_body(record, version),
-            _request_timeout=timeout,
+            _request_timeout=bounded(timeout),
         )
         return str(replaced.metadata.resource_version)
 
@@ -137,21 +155,12 @@ class Kube:
             self.core.list_namespaced_pod,
             self.settings.namespace,
             label_selector=self.settings.peer_selector,
-            _request_timeout=timeout,
+            _request_timeout=bounded(timeout),
         )
         return [self._peer(pod) for pod in pods.items]
 
     def _peer(self, pod: Any) -> Peer:
-        labels = pod.metadata.labels or {}
-        annotations = pod.metadata.annotations or {}
-        return Peer(
-            name=pod.metadata.name,
-            uid=pod.metadata.uid,
-            ip=pod.status.pod_ip if pod.status else None,
-            role=labels.get(self.settings.role_label),
-            status=Status.from_json(annotations.get(self.settings.status_annotation)),
-            deleting=pod.metadata.deletion_timestamp is not None,
-        )
+        return pod_to_peer(pod, self.settings)
 
     def set_role(self, pod: str, role: str, timeout: float) -> None:
         self.requests += 1
@@ -161,7 +170,7 @@ class Kube:
             pod,
             self.settings.namespace,
             {"metadata": {"labels": {self.settings.role_label: role}}},
-            _request_timeout=timeout,
+            _request_timeout=bounded(timeout),
         )
 
     def publish_status(self, status: Status, timeout: float) -> None:
@@ -172,7 +181,19 @@ class Kube:
             self.settings.pod_name,
             self.settings.namespace,
             {"metadata": {"annotations": {self.settings.status_annotation: status.to_json()}}},
-            _request_timeout=timeout,
+            _request_timeout=bounded(timeout),
+        )
+
+    def heartbeat(self, beat: str, timeout: float) -> None:
+        """The leader marks each renewal on its pod: followers watching pods see it at once."""
+        self.requests += 1
+        _call(
+            "heartbeat",
+            self.core.patch_namespaced_pod,
+            self.settings.pod_name,
+            self.settings.namespace,
+            {"metadata": {"annotations": {self.settings.heartbeat_annotation: beat}}},
+            _request_timeout=bounded(timeout),
         )
 
     def event(self, reason: str, message: str, *, warning: bool = False, timeout: float = 5.0) -> None:
@@ -204,16 +225,20 @@ class Kube:
                 self.core.create_namespaced_event,
                 self.settings.namespace,
                 body,
-                _request_timeout=timeout,
+                _request_timeout=bounded(timeout),
             )
         except (Conflict, ApiUnavailable) as error:
             log.warning("event %s not posted: %s", reason, error)
 
 
-class PodWatcher(threading.Thread):
-    """Wakes the agent the moment any pod of the release changes (labels, IPs,
-    status annotations, deletion), so followers re-point and candidates react
-    without waiting for the next retry period."""
+class PodCache(threading.Thread):
+    """An informer for the release's pods: LIST once, then WATCH from that version.
+
+    Rounds read peers from here instead of listing every time. The agent is
+    woken at once when something it acts on changes (a pod appears or goes, its
+    IP, role label, deletion, or the leader's heartbeat), not when a peer only
+    republishes its serials.
+    """
 
     def __init__(
         self,
@@ -222,27 +247,77 @@ class PodWatcher(threading.Thread):
         on_change: Callable[[], None],
         stop: threading.Event,
     ) -> None:
-        super().__init__(name="pod-watcher", daemon=True)
+        super().__init__(name="pod-cache", daemon=True)
         self.settings = settings
         self.core = kubernetes.client.CoreV1Api(client)
         self.on_change = on_change
         self.stop_event = stop
+        self._lock = threading.Lock()
+        self._pods: dict[str, Any] | None = None  # name -> pod, None until listed
+
+    def peers(self) -> list[Peer] | None:
+        """The cached pods as peers, or None while the cache is not in sync."""
+        with self._lock:
+            if self._pods is None:
+                return None
+            return [self._peer(pod) for pod in self._pods.values()]
+
+    def _peer(self, pod: Any) -> Peer:
+        return pod_to_peer(pod, self.settings)
+
+    def _relevant(self, pod: Any) -> tuple[object, ...]:
+        """What a change must touch to wake the agent. Our own heartbeat is not news to us."""
+        peer = self._peer(pod)
+        own = peer.name == self.settings.pod_name
+        beat = None if own else (pod.metadata.annotations or {}).get(self.settings.heartbeat_annotation)
+        return (peer.uid, peer.ip, peer.role, peer.deleting, beat)
 
     def run(self) -> None:
         while not self.stop_event.is_set():
             try:
-                watch = kubernetes.watch.Watch()
-                for _event in watch.stream(
-                    self.core.list_namespaced_pod,
-                    self.settings.namespace,
-                    label_selector=self.settings.peer_selector,
-                    timeout_seconds=60,
-                    _request_timeout=75,
-                ):
-                    self.on_change()
-                    if self.stop_event.is_set():
-                        watch.stop()
-            except Exception as error:  # the main loop still polls: a broken watch only slows reactions
+                self._list_and_watch()
+            except Exception as error:  # the rounds fall back to LIST while the cache is out of sync
                 log.debug("pod watch interrupted: %s", error)
-                self.stop_event.wait(1.0)
-            time.sleep(0.05)
+            with self._lock:
+                self._pods = None
+            self.stop_event.wait(1.0)
+
+    def _list_and_watch(self) -> None:
+        listed = self.core.list_namespaced_pod(
+            self.settings.namespace, label_selector=self.settings.peer_selector, _request_timeout=10
+        )
+        with self._lock:
+            self._pods = {pod.metadata.name: pod for pod in listed.items}
+        log.debug("listed %d pods: waking the agent", len(listed.items))
+        self.on_change()
+        version = listed.metadata.resource_version
+        watch = kubernetes.watch.Watch()
+        for event in watch.stream(
+            self.core.list_namespaced_pod,
+            self.settings.namespace,
+            label_selector=self.settings.peer_selector,
+            resource_version=version,
+            timeout_seconds=300,
+            _request_timeout=330,
+        ):
+            if self.stop_event.is_set():
+                watch.stop()
+                return
+            if event["type"] == "ERROR":  # e.g. 410 Gone: the version is too old, list again
+                return
+            self._apply(event["type"], event["object"])
+        # a watch that ends normally (timeout) is resumed by listing again
+
+    def _apply(self, kind: str, pod: Any) -> None:
+        name = pod.metadata.name
+        with self._lock:
+            pods = self._pods if self._pods is not None else {}
+            before = pods.get(name)
+            if kind == "DELETED":
+                pods.pop(name, None)
+            else:
+                pods[name] = pod
+        if before is None or kind == "DELETED" or self._relevant(before) != self._relevant(pod):
+            log.debug("pod %s %s: waking the agent", name, kind.lower())
+
+            self.on_change()

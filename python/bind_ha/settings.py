@@ -65,6 +65,7 @@ ENVIRONMENT: dict[str, tuple[str, str | None]] = {
     "BIND_HA_SERIAL_MARGIN": ("how far a new primary lifts dynamic serials above any published", "1000"),
     "BIND_HA_KUBECONFIG": ("kubeconfig path; empty means in-cluster service-account credentials", ""),
     "BIND_HA_LOG_FORMAT": ("text or json", "text"),
+    "BIND_HA_LOG_LEVEL": ("info, or debug for one line per round", "info"),
 }
 
 LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -119,6 +120,7 @@ class Settings:
     serial_margin: int
     kubeconfig: str
     log_format: str
+    log_level: str
 
     @property
     def identity(self) -> str:
@@ -132,6 +134,10 @@ class Settings:
     @property
     def status_annotation(self) -> str:
         return f"{self.label_prefix}/status"
+
+    @property
+    def heartbeat_annotation(self) -> str:
+        return f"{self.label_prefix}/heartbeat"
 
 
 class _Reader:
@@ -242,4 +248,5 @@ def load(env: Mapping[str, str]) -> Settings:
         serial_margin=margin,
         kubeconfig=read.text("BIND_HA_KUBECONFIG"),
         log_format=read.choice("BIND_HA_LOG_FORMAT", ("text", "json")),
+        log_level=read.choice("BIND_HA_LOG_LEVEL", ("info", "debug")),
     )

@@ -1,0 +1,478 @@
+"""A release's worth of "pods" run as local processes against the real API server.
+
+Each LocalPod is a Pod object in the API (held out of scheduling by a
+scheduling gate; the harness sets its status.podIP to a loopback address) plus
+the processes its containers would run: the init hook once, then the named
+supervisor (hooks/named.py, which runs named) and the agent (hooks/agent.py).
+The agents authenticate with a ServiceAccount token from TokenRequest, bound to
+the chart's own Role (rendered from chart/templates/rbac.yaml).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import pathlib
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import kubernetes
+import yaml
+
+from tests.harness import processes
+from tests.harness.named import LoopbackAllocator
+from tests.harness.processes import Process
+from tests.harness.proxy import ApiProxy
+from tests.harness.tools import REPO, path_with_tools, tool
+
+RELEASE = "test"
+SELECTOR_LABELS = {"app.kubernetes.io/name": "bind-ha", "app.kubernetes.io/instance": RELEASE}
+ROLE_LABEL = "bind-ha.io/role"
+STATUS_ANNOTATION = "bind-ha.io/status"
+DNS_PORT = 5353
+HEALTH_PORT = 8080
+SERVICE_ACCOUNT = "test-bind-ha"
+TRANSFER_KEY = "bind-ha-transfer"
+UPDATE_KEY = "bind-ha-update"
+
+
+@dataclass(frozen=True)
+class Timing:
+    lease_duration: float = 10
+    renew_deadline: float = 7
+    retry_period: float = 2
+
+
+INTERIM_RBAC = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: test-bind-ha}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: test-bind-ha}
+rules:
+- {apiGroups: [coordination.k8s.io], resources: [leases], resourceNames: [test-bind-ha-leader], verbs: [get, update, patch]}
+- {apiGroups: [coordination.k8s.io], resources: [leases], verbs: [create]}
+- {apiGroups: [""], resources: [pods], verbs: [get, list, watch, patch]}
+- {apiGroups: [""], resources: [events], verbs: [create, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: test-bind-ha}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: test-bind-ha}
+subjects: [{kind: ServiceAccount, name: test-bind-ha}]
+"""
+
+
+def rbac_manifest(namespace: str) -> str:
+    """The chart's Role and RoleBinding, rendered by helm, for release 'test'."""
+    if not (REPO / "chart" / "templates" / "rbac.yaml").exists():  # TODO(interim): until the chart lands
+        return INTERIM_RBAC
+    rendered = subprocess.run(
+        [
+            tool("helm"),
+            "template",
+            RELEASE,
+            str(REPO / "chart"),
+            "--namespace",
+            namespace,
+            "--show-only",
+            "templates/rbac.yaml",
+            "--show-only",
+            "templates/serviceaccount.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return rendered.stdout
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+@dataclass
+class LocalPod:
+    release: LocalRelease
+    name: str
+    address: str
+    root: pathlib.Path
+    uid: str = ""
+    agent: Process | None = None
+    supervisor: Process | None = None
+    named_pid: int | None = None
+    generation: int = 0
+    proxy: ApiProxy | None = None
+
+    @property
+    def run_dir(self) -> pathlib.Path:
+        return self.root / "run"
+
+    @property
+    def data_dir(self) -> pathlib.Path:
+        return self.root / "data"
+
+    def env(self) -> dict[str, str]:
+        release = self.release
+        return {
+            "PATH": path_with_tools(),
+            "PYTHONPATH": str(REPO / "python"),
+            "POD_NAME": self.name,
+            "POD_UID": self.uid,
+            "POD_NAMESPACE": release.namespace,
+            "POD_IP": self.address,
+            "BIND_HA_LEASE_NAME": f"{RELEASE}-bind-ha-leader",
+            "BIND_HA_PEER_SELECTOR": ",".join(f"{k}={v}" for k, v in SELECTOR_LABELS.items()),
+            "BIND_HA_LEASE_DURATION": str(release.timing.lease_duration),
+            "BIND_HA_RENEW_DEADLINE": str(release.timing.renew_deadline),
+            "BIND_HA_RETRY_PERIOD": str(release.timing.retry_period),
+            "BIND_HA_DNS_PORT": str(DNS_PORT),
+            "BIND_HA_LISTEN_ADDRESS": self.address,
+            "BIND_HA_LOCAL_DNS_ADDRESS": self.address,
+            "BIND_HA_CONTROL_ADDRESS": self.address,
+            "BIND_HA_HEALTH_ADDRESS": self.address,
+            "BIND_HA_HEALTH_PORT": str(HEALTH_PORT),
+            "BIND_HA_RUN_DIR": str(self.run_dir),
+            "BIND_HA_DATA_DIR": str(self.data_dir),
+            "BIND_HA_ZONES_FILE": str(release.zones_file),
+            "BIND_HA_ZONES_DIR": str(release.zones_dir),
+            "BIND_HA_ZONES_DIR_TYPE": release.zones_dir_type,
+            "BIND_HA_TSIG_DIR": str(release.tsig_dir),
+            "BIND_HA_TRANSFER_KEY_NAME": TRANSFER_KEY,
+            "BIND_HA_UPDATE_KEY_NAME": UPDATE_KEY,
+            "BIND_HA_KUBECONFIG": str(self.kubeconfig),
+            "BIND_HA_LOG_LEVEL": "debug",
+        }
+
+    # ---- the Pod object ----
+
+    def create_api_object(self) -> None:
+        """(Re)create the Pod in the API with a new UID, and give it our address."""
+        core = self.release.core
+        with contextlib.suppress(kubernetes.client.ApiException):
+            core.delete_namespaced_pod(self.name, self.release.namespace, grace_period_seconds=0)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pod = core.create_namespaced_pod(
+                    self.release.namespace,
+                    {
+                        "metadata": {"name": self.name, "labels": dict(SELECTOR_LABELS)},
+                        "spec": {
+                            "schedulingGates": [{"name": "bind-ha.io/local-process"}],
+                            "serviceAccountName": SERVICE_ACCOUNT,
+                            "automountServiceAccountToken": False,
+                            "containers": [{"name": "named", "image": "localhost/bind-ha:dev"}],
+                        },
+                    },
+                )
+                break
+            except kubernetes.client.ApiException as error:  # the old object may still be going away
+                if error.status != 409 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.uid = pod.metadata.uid
+        core.patch_namespaced_pod_status(
+            self.name,
+            self.release.namespace,
+            {"status": {"podIP": self.address, "podIPs": [{"ip": self.address}]}},
+        )
+
+    def labels(self) -> dict[str, str]:
+        pod = self.release.core.read_namespaced_pod(self.name, self.release.namespace)
+        return dict(pod.metadata.labels or {})
+
+    def role_label(self) -> str | None:
+        return self.labels().get(ROLE_LABEL)
+
+    def role_file(self) -> str | None:
+        try:
+            return (self.run_dir / "role").read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    @property
+    def identity(self) -> str:
+        return f"{self.name}/{self.uid}"
+
+    @property
+    def kubeconfig(self) -> pathlib.Path:
+        """The agent's credentials: the release's token, through this pod's own API proxy."""
+        return self.root / "agent.kubeconfig"
+
+    def connect(self) -> None:
+        host, port = self.release.api_address
+        self.proxy = ApiProxy(host, port)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.write_text(self.release.agent_kubeconfig_text(self.proxy.url))
+
+    # ---- the processes ----
+
+    def _log(self, what: str) -> pathlib.Path:
+        return self.root / "logs" / f"{what}.{self.generation}.log"
+
+    def start(self) -> None:
+        self.generation += 1
+        hooks = REPO / "hooks"
+        init = subprocess.run(
+            [sys.executable, str(hooks / "init.py")],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        self._log("init").parent.mkdir(parents=True, exist_ok=True)
+        self._log("init").write_text(init.stdout + init.stderr)
+        if init.returncode != 0:
+            raise processes.StartupError(f"{self.name}: init failed:\n{init.stdout}{init.stderr}")
+        self.start_named()
+        self.start_agent()
+
+    def start_named(self) -> None:
+        self.supervisor = processes.start(
+            f"{self.name}-named",
+            [sys.executable, str(REPO / "hooks" / "named.py")],
+            self._log("named"),
+            env=self.env(),
+        )
+        processes.wait_until(self.supervisor, self._named_started, timeout=30, what="running named")
+
+    def _named_started(self) -> bool:
+        assert self.supervisor is not None
+        children = _children(self.supervisor.pid)
+        if not children:
+            return False
+        self.named_pid = children[0]
+        rndc = subprocess.run(
+            [tool("rndc"), "-c", str(self.run_dir / "rndc.conf"), "status"], capture_output=True, check=False
+        )
+        return rndc.returncode == 0
+
+    def start_agent(self) -> None:
+        self.agent = processes.start(
+            f"{self.name}-agent",
+            [sys.executable, str(REPO / "hooks" / "agent.py")],
+            self._log("agent"),
+            env=self.env(),
+        )
+
+    def kill_agent(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        if self.agent is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.agent.pid, sig)
+
+    def crash(self) -> None:
+        """SIGKILL the agent, the supervisor and named at once: a node dying under the pod."""
+        for pid in [p.pid for p in (self.agent, self.supervisor) if p] + (
+            [self.named_pid] if self.named_pid else []
+        ):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._reap()
+
+    def stop(self) -> None:
+        """Graceful: SIGTERM named's supervisor first (as the kubelet does), then the agent."""
+        if self.supervisor is not None:
+            self.supervisor.stop(timeout=20)
+        if self.agent is not None:
+            self.agent.stop(timeout=20)
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.named_pid is not None:
+            processes.stop_pid(self.named_pid, "named", timeout=5)
+        self.agent = self.supervisor = None
+        self.named_pid = None
+
+    def agent_alive(self) -> bool:
+        return self.agent is not None and self.agent.alive()
+
+    def log_text(self, what: str = "agent") -> str:
+        return "\n".join(
+            path.read_text(errors="replace") for path in sorted((self.root / "logs").glob(f"{what}.*.log"))
+        )
+
+
+@dataclass
+class LocalRelease:
+    """Namespace, ServiceAccount + chart RBAC, token kubeconfig, TSIG secrets and zones for local pods."""
+
+    api_client: kubernetes.client.ApiClient
+    admin_kubeconfig: str
+    namespace: str
+    root: pathlib.Path
+    allocator: LoopbackAllocator
+    timing: Timing = field(default_factory=Timing)
+    zones_dir_type: str = "static"
+    pods: list[LocalPod] = field(default_factory=list)
+
+    @property
+    def core(self) -> kubernetes.client.CoreV1Api:
+        return kubernetes.client.CoreV1Api(self.api_client)
+
+    @property
+    def zones_file(self) -> pathlib.Path:
+        return self.root / "zones" / "zones.yaml"
+
+    @property
+    def zones_dir(self) -> pathlib.Path:
+        return self.root / "zones-dir"
+
+    @property
+    def tsig_dir(self) -> pathlib.Path:
+        return self.root / "tsig"
+
+    token: str = ""
+
+    @property
+    def api_address(self) -> tuple[str, int]:
+        host, port = self.api_client.configuration.host.removeprefix("https://").rsplit(":", 1)
+        return host, int(port)
+
+    def secret(self, name: str) -> str:
+        return (self.tsig_dir / name).read_text().strip()
+
+    def setup(self, zones: list[dict[str, object]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.core.create_namespace({"metadata": {"name": self.namespace}})
+        subprocess.run(
+            [
+                tool("kubectl"),
+                f"--kubeconfig={self.admin_kubeconfig}",
+                "apply",
+                "-n",
+                self.namespace,
+                "-f",
+                "-",
+            ],
+            input=rbac_manifest(self.namespace),
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        self._request_token()
+        self.tsig_dir.mkdir(exist_ok=True)
+        for name in ("transfer-secret", "update-secret"):
+            (self.tsig_dir / name).write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+        self.zones_dir.mkdir(exist_ok=True)
+        self.write_zones(zones)
+
+    def _request_token(self) -> None:
+        """A ServiceAccount token from TokenRequest, as the kubelet would project it."""
+        self.token = self.core.create_namespaced_service_account_token(
+            SERVICE_ACCOUNT, self.namespace, {"spec": {"expirationSeconds": 7200}}
+        ).status.token
+
+    def agent_kubeconfig_text(self, server: str) -> str:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {
+                        "server": server,
+                        "certificate-authority": self.api_client.configuration.ssl_ca_cert,
+                    },
+                }
+            ],
+            "users": [{"name": "agent", "user": {"token": self.token}}],
+            "contexts": [
+                {
+                    "name": "agent",
+                    "context": {"cluster": "local", "user": "agent", "namespace": self.namespace},
+                }
+            ],
+            "current-context": "agent",
+        }
+        return yaml.safe_dump(config)
+
+    def write_zones(self, zones: list[dict[str, object]]) -> None:
+        """Replace zones.yaml atomically, as a ConfigMap update lands in a pod."""
+        self.zones_file.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.zones_file.with_suffix(".tmp")
+        scratch.write_text(yaml.safe_dump(zones, sort_keys=False))
+        scratch.replace(self.zones_file)
+
+    def add_pods(self, count: int) -> list[LocalPod]:
+        created = []
+        for _ in range(count):
+            name = f"{RELEASE}-bind-ha-{len(self.pods)}"
+            pod = LocalPod(self, name, self.allocator.allocate(), self.root / name)
+            pod.connect()
+            pod.create_api_object()
+            self.pods.append(pod)
+            created.append(pod)
+        return created
+
+    def lease(self) -> kubernetes.client.V1Lease | None:
+        leases = kubernetes.client.CoordinationV1Api(self.api_client)
+        try:
+            return leases.read_namespaced_lease(f"{RELEASE}-bind-ha-leader", self.namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def holder(self) -> str | None:
+        lease = self.lease()
+        return lease.spec.holder_identity or None if lease else None
+
+    def pod_by_identity(self, identity: str | None) -> LocalPod | None:
+        return next((pod for pod in self.pods if pod.identity == identity), None)
+
+    def wait_for_leader(self, *, timeout: float = 30, excluding: LocalPod | None = None) -> LocalPod:
+        """The pod holding the Lease whose BIND is primary (role file) and labelled primary."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pod = self.pod_by_identity(self.holder())
+            if pod is not None and pod is not excluding and pod.role_file() == "primary":
+                with contextlib.suppress(kubernetes.client.ApiException):
+                    if pod.role_label() == "primary":
+                        return pod
+            time.sleep(0.05)
+        raise AssertionError(f"no leader within {timeout}s (holder {self.holder()})\n{self.logs_tail()}")
+
+    def wait_for_agents(self, timeout: float = 30) -> None:
+        """Every agent has run a round and published a healthy status on its pod."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pods = self.core.list_namespaced_pod(self.namespace).items
+            statuses = [(pod.metadata.annotations or {}).get(STATUS_ANNOTATION, "") for pod in pods]
+            if all('"healthy":true' in status for status in statuses):
+                return
+            assert time.monotonic() < deadline, f"agents not all healthy: {statuses}\\n{self.logs_tail()}"
+            time.sleep(0.05)
+
+    def primary_labelled(self) -> list[str]:
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}=primary")
+        return [pod.metadata.name for pod in pods.items]
+
+    def logs_tail(self, lines: int = 15) -> str:
+        out = []
+        for pod in self.pods:
+            for what in ("agent", "named"):
+                text = pod.log_text(what).splitlines()[-lines:]
+                out.append(f"--- {pod.name} {what}\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def stop_all(self) -> None:
+        for pod in self.pods:
+            pod.stop()
+            if pod.proxy is not None:
+                pod.proxy.close()
+
+    def __iter__(self) -> Iterator[LocalPod]:
+        return iter(self.pods)
