@@ -127,12 +127,7 @@ class Agent:
         now = self.clock.monotonic()
         self.metrics.inc("bind_ha_rounds_total")
         self._sync_catalog()
-        if (
-            self.state.role == PRIMARY
-            and not self.state.fenced
-            and self.state.leadership.expired(now, self.timing)
-        ):
-            self._fence("renew deadline passed without a successful renewal")
+        self._check_deadline()
         if self.run.stopping() and not self.state.released:
             self.release("named is stopping")
         try:
@@ -580,8 +575,19 @@ class Agent:
         return self.state.ready, "configured" if self.state.ready else "first round not finished"
 
     def next_delay(self) -> float:
-        """retryPeriod with up to 20% jitter, so agents do not march in step."""
-        return self.timing.retry_period * (1 + 0.2 * random.random())
+        """retryPeriod with up to 20% jitter (agents must not march in step), but no later
+        than our own renew deadline or the moment the Lease we observe expires."""
+        delay = self.timing.retry_period * (1 + 0.2 * random.random())
+        now = self.clock.monotonic()
+        leadership = self.state.leadership
+        if self.state.role == PRIMARY and leadership.renewed_at is not None and not self.state.fenced:
+            delay = min(delay, leadership.valid_until(self.timing) - now + 0.01)
+        observation = self.state.observation
+        if observation is not None and election.held_by_other(
+            observation, self.settings.identity, now, self.timing
+        ):
+            delay = min(delay, election.expires_at(observation, self.timing) - now + 0.02)
+        return max(delay, 0.02)
 
     def run_forever(self, stop: threading.Event) -> None:
         try:

@@ -55,7 +55,6 @@ def observe(
     return Observation(record=record, version=version, changed_at=now)
 
 
-
 def expires_at(observation: Observation, timing: Timing) -> float:
     record = observation.record
     duration = record.duration_seconds if record and record.duration_seconds > 0 else timing.lease_duration
