@@ -9,7 +9,7 @@ PYTEST := $(ISOLATED) $(PYTHON) -m pytest
 PY_SOURCES := python hooks tests bench .ci
 
 .PHONY: help setup lint test test-unit test-chart test-bind test-apiserver test-integration \
-        cluster-up cluster-down demo bench docs
+        cluster-up cluster-down demo bench docs image
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -22,6 +22,7 @@ lint:  ## ruff, mypy --strict on python/, yamllint, helm lint
 	ruff format --check $(PY_SOURCES)
 	mypy --strict python hooks
 	yamllint -s -c .yamllint.yaml .
+	helm lint --strict chart
 
 test: lint  ## lint, then every pytest tier (unit, chart, bind, apiserver, integration)
 	$(PYTEST)
@@ -36,6 +37,12 @@ test-apiserver:
 	$(PYTEST) -m apiserver
 test-integration:
 	$(PYTEST) -m integration
+
+docs:  ## regenerate chart/README.md from values.yaml (a chart test fails when it is stale)
+	helm-docs --chart-search-root chart
+
+image:  ## build the runtime image with buildah (not needed by the tests)
+	buildah bud --pull=never --network=host -t localhost/bind-ha:$$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' chart/Chart.yaml) images/
 
 cluster-up:  ## start the local control plane on 127.0.0.1 (prints export KUBECONFIG=...)
 	$(PYTHON) -m tests.harness.cluster up

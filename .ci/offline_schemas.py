@@ -1,11 +1,13 @@
 """Derive kubeconform's offline schemas from the kubernetes-validate wheel.
 
 kubernetes-validate ships one JSON schema per kind whose $refs point at
-"/api/_definitions.json"; kubeconform resolves a $ref relative to the schema's
-own file, so the refs are rewritten to the sibling "_definitions.json".
+"/api/_definitions.json" and whose "$id" is a kubernetes.io URL; kubeconform
+resolves a $ref against the $id (or, without one, the file itself), so the
+$id goes and the refs are rewritten to the sibling "_definitions.json".
 Usage: offline_schemas.py KUBERNETES_VERSION DEST_DIR
 """
 
+import json
 import pathlib
 import shutil
 import sys
@@ -26,8 +28,9 @@ def main(version: str, dest: pathlib.Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for schema in source.glob("*.json"):
-        text = schema.read_text().replace(ABSOLUTE_REF, RELATIVE_REF)
-        (staging / schema.name).write_text(text)
+        document = json.loads(schema.read_text().replace(ABSOLUTE_REF, RELATIVE_REF))
+        document.pop("$id", None)
+        (staging / schema.name).write_text(json.dumps(document))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     print(f"offline_schemas: {len(list(target.glob('*.json')))} schemas in {target}")

@@ -105,6 +105,6 @@ step go-tools "$HELM_VERSION,$CHART_TESTING_VERSION,$KUBECONFORM_VERSION,$HELM_D
   "$bin/helm" "$bin/ct" "$bin/kubeconform" "$bin/helm-docs"
 step kubernetes "$KUBERNETES_VERSION,$ETCD_VERSION" kubernetes_binaries \
   "$bin/etcd" "$bin/kube-apiserver" "$bin/kube-controller-manager" "$bin/kube-scheduler" "$bin/kubectl"
-step schemas "$SCHEMA_KUBERNETES_VERSION" offline_schemas \
+step schemas "$SCHEMA_KUBERNETES_VERSION,$SCHEMA_FORMAT" offline_schemas \
   "$cache/schemas/v$SCHEMA_KUBERNETES_VERSION-standalone-strict/_definitions.json"
 echo "setup: complete in $((SECONDS - total))s; tools in $bin"

@@ -3,6 +3,6 @@
 
 import sys
 
-from bind_ha.entrypoints import named
+from bind_ha.supervisor import main
 
-sys.exit(named())
+sys.exit(main())

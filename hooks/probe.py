@@ -3,6 +3,6 @@
 
 import sys
 
-from bind_ha.entrypoints import probe
+from bind_ha.probe import main
 
-sys.exit(probe())
+sys.exit(main())

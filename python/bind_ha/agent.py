@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from bind_ha import election, peers, zonefiles
+from bind_ha import election, peers, soa, zonefiles
 from bind_ha.bind import Bind, BindError, checkconf
 from bind_ha.catalog import Catalog
 from bind_ha.clock import Clock
@@ -29,6 +30,7 @@ from bind_ha.settings import Settings
 from bind_ha.zonemodel import ZoneError
 
 log = logging.getLogger("bind_ha.agent")
+CONFIRM_AFTER = 0.25  # seconds after a heartbeat by when the announced Lease write has landed
 
 
 class ConfigRejected(Exception):
@@ -47,9 +49,11 @@ class AgentState:
     primary_address: str | None = None
     retransfer_pending: frozenset[str] = frozenset()
     published: Status | None = None
+    pods: list[Peer] = field(default_factory=list)  # as of the last round
     ready: bool = False
     last_round_at: float | None = None
     last_summary: str = ""
+    confirm_at: float | None = None  # a re-read of the Lease announced by a leader's heartbeat
 
 
 def declare_metrics(metrics: Metrics) -> None:
@@ -154,6 +158,13 @@ class Agent:
         timeout = election.request_timeout(self.state.leadership, now, self.timing)
         record, version = self.kube.read_lease(timeout)
         self.state.observation = election.observe(self.state.observation, record, version, now)
+        if self.state.observation.changed_at == now:
+            log.debug(
+                "Lease changed: version %s, holder %s, renewed %s",
+                version,
+                record.holder if record else None,
+                record.renew_time if record else None,
+            )
         pods = self.cached_peers()
         if pods is None:
             pods = self.kube.list_peers(timeout)
@@ -165,7 +176,10 @@ class Agent:
             self.metrics.set("bind_ha_lease_transitions", record.transitions)
         self._reconcile_bind(leading, pods)
         self._fix_labels(pods, leading)
-        self._publish(self._own_status())
+        after = self._own_status()
+        self._publish(after)
+        self._update_synced(pods, after)
+        self.state.pods = pods
         self.state.ready = True
         return summary
 
@@ -213,6 +227,7 @@ class Agent:
         )
 
     def _write_lease(self, action: election.Create | election.Update, *, renewing: bool) -> str:
+        self._heartbeat(action.record)
         started = self.clock.monotonic()
         timeout = election.request_timeout(self.state.leadership, started, self.timing)
         try:
@@ -227,15 +242,16 @@ class Agent:
             return f"Lease write failed: {error}"
         self.state.leadership = Leadership(renewed_at=started)
         self.state.observation = Observation(action.record, version, changed_at=started)
-        self._heartbeat(action.record)
         if renewing:
             return "leader: renewed"
         self.metrics.inc("bind_ha_leader_transitions_total")
         return f"leader: acquired the Lease (transition {action.record.transitions})"
 
     def _heartbeat(self, record: election.LeaseRecord) -> None:
-        """Mark the renewal on our pod: followers' pod watches see it within milliseconds,
-        so they judge expiry from (almost) the real renewal time, not from their last poll."""
+        """Announce the Lease write we are about to make on our pod. Followers' pod watches see
+        it within milliseconds and read the Lease again CONFIRM_AFTER later, so they judge expiry
+        from (almost) the real renewal time rather than from their next poll. It goes first:
+        a crash between the two writes then leaves no renewal unannounced."""
         if record.renew_time is None:
             return
         try:
@@ -291,7 +307,8 @@ class Agent:
             self._config_failure(str(error))
             raise
         self.state.applied_conf = text
-        self.run.set_zones([AppliedZone(zone.name, zone.dynamic) for zone in view.zones])
+        synced = {zone.name for zone in self.run.zones() or [] if zone.synced}
+        self.run.set_zones([AppliedZone(z.name, z.dynamic, z.name in synced) for z in view.zones])
         self.metrics.inc("bind_ha_reconfigurations_total")
         return True
 
@@ -381,6 +398,7 @@ class Agent:
         """Stop being primary: no more writes, discard possibly forked dynamic history."""
         self._freeze_dynamic()
         self.run.set_role(SECONDARY)
+        self.run.unsync()  # our data may hold a forked history until the new primary's arrives
         self.state.role = SECONDARY
         self.state.fenced = False
         self.metrics.set("bind_ha_fenced", 0)
@@ -509,6 +527,32 @@ class Agent:
                 self.metrics.set("bind_ha_zone_serial", serial, zone=spec.name)
         return Status(healthy=True, serials=serials)
 
+    def _update_synced(self, pods: list[Peer], status: Status) -> None:
+        """Mark zones whose served serial has caught up with the primary's (sticky until named
+        restarts); the readiness probe keeps a pod on old data out of the Services until then.
+        A secondary asks the primary itself (not its published status, which lags a round)."""
+        zones = self.run.zones()
+        if zones is None or all(zone.synced for zone in zones):
+            return
+        primary_ip = None
+        if self.state.role != PRIMARY:
+            primary_ip = peers.leader_address(pods, election.holder(self.state.observation))
+            if primary_ip is None:
+                return
+        updated = []
+        for zone in zones:
+            ours = status.serials.get(zone.name)
+            caught_up = zone.synced or (ours is not None and self._in_step(zone.name, ours, primary_ip))
+            updated.append(AppliedZone(zone.name, zone.dynamic, caught_up))
+        if updated != zones:
+            self.run.set_zones(updated)
+
+    def _in_step(self, zone: str, ours: int, primary_ip: str | None) -> bool:
+        if primary_ip is None:  # we are the primary: our data is the reference
+            return True
+        theirs = soa.ask(zone, primary_ip, self.settings.dns_port, 0.5).serial
+        return theirs is not None and not peers.serial_newer(theirs, ours)
+
     def _publish(self, status: Status) -> None:
         if status == self.state.published:
             return
@@ -551,10 +595,41 @@ class Agent:
         self.state.released = True
         if self.state.role == PRIMARY:
             self._fence(reason)
+            self._await_replication()
         self._give_up_lease()
+        self.run.mark_released()
         self._label(self.settings.pod_name, SECONDARY)
         self.metrics.set("bind_ha_is_leader", 0)
         log.info("released the Lease: %s", reason)
+
+    def _await_replication(self, timeout: float = 3.0) -> None:
+        """Before handing over, wait (bounded) until every healthy peer serves our last serial
+        of every dynamic zone: the next primary then starts from every acknowledged update."""
+        dynamic = [spec.name for spec in self.catalog.specs() if spec.dynamic]
+        ours = {zone: self.bind.serial(zone) for zone in dynamic}
+        targets = [
+            peer.ip
+            for peer in self.state.pods
+            if peer.name != self.settings.pod_name
+            and peer.ip
+            and not peer.deleting
+            and peer.status is not None
+            and peer.status.healthy
+        ]
+        deadline = self.clock.monotonic() + timeout
+        while True:
+            behind = [
+                (ip, zone)
+                for ip in targets
+                for zone, serial in ours.items()
+                if serial is not None and soa.ask(zone, ip, self.settings.dns_port, 0.5).serial != serial
+            ]
+            if not behind:
+                return
+            if self.clock.monotonic() > deadline:
+                log.warning("handing over although %d peer zone(s) lag: %s", len(behind), behind[:5])
+                return
+            time.sleep(0.01)
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -574,6 +649,13 @@ class Agent:
     def readiness(self) -> tuple[bool, str]:
         return self.state.ready, "configured" if self.state.ready else "first round not finished"
 
+    def peer_changed(self, heartbeat: bool) -> None:
+        """Called by the pod informer: run a round now, and after a leader's heartbeat one more
+        shortly after, by when the Lease write it announced has landed."""
+        if heartbeat:
+            self.state.confirm_at = self.clock.monotonic() + CONFIRM_AFTER
+        self.wake.set()
+
     def next_delay(self) -> float:
         """retryPeriod with up to 20% jitter (agents must not march in step), but no later
         than our own renew deadline or the moment the Lease we observe expires."""
@@ -587,6 +669,11 @@ class Agent:
             observation, self.settings.identity, now, self.timing
         ):
             delay = min(delay, election.expires_at(observation, self.timing) - now + 0.02)
+        if self.state.confirm_at is not None:
+            if self.state.confirm_at <= now:
+                self.state.confirm_at = None
+            else:
+                delay = min(delay, self.state.confirm_at - now)
         return max(delay, 0.02)
 
     def run_forever(self, stop: threading.Event) -> None:

@@ -15,6 +15,7 @@ import dns.rdatatype
 import dns.tsigkeyring
 import dns.update
 
+from bind_ha import soa
 from bind_ha.keys import TsigKey
 
 RNDC_TIMEOUT = 10.0
@@ -82,18 +83,7 @@ class Bind:
 
     def serial(self, zone: str) -> int | None:
         """The SOA serial named serves authoritatively for zone, or None."""
-        query = dns.message.make_query(zone, dns.rdatatype.SOA)
-        query.flags &= ~dns.flags.RD
-        try:
-            reply = dns.query.udp(query, self.dns_address, port=self.dns_port, timeout=1)
-        except (OSError, dns.exception.DNSException):
-            return None
-        if reply.rcode() != dns.rcode.NOERROR or not reply.flags & dns.flags.AA:
-            return None
-        for rrset in reply.answer:
-            if rrset.rdtype == dns.rdatatype.SOA:
-                return int(rrset[0].serial)
-        return None
+        return soa.ask(zone, self.dns_address, self.dns_port).serial
 
     def set_serial(self, zone: str, serial: int, key: TsigKey) -> None:
         """Raise a dynamic zone's serial with a signed UPDATE of its SOA.

@@ -9,9 +9,11 @@ agree on which zones exist.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bind_ha.settings import Settings
 from bind_ha.zonefiles import CanonicalZone, canonicalize, fingerprint, load_sources
 from bind_ha.zonemodel import ZoneError, ZoneSpec
 
@@ -79,3 +81,10 @@ class Catalog:
             return CatalogChange()
         self._last_error = message
         return CatalogChange(errors=(message,))
+
+
+def catalog_for(settings: Settings) -> Catalog:
+    """The catalog of this pod's sources; zones are compiled under /tmp (on disk in the
+    chart), not in the small memory-backed run directory."""
+    scratch = Path(tempfile.gettempdir()) / "bind-ha-zones"
+    return Catalog(settings.zones_file, settings.zones_dir, settings.zones_dir_type, scratch)

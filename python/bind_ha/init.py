@@ -10,12 +10,12 @@ import logging
 
 from bind_ha import peers
 from bind_ha.bind import checkconf
-from bind_ha.catalog import Catalog
+from bind_ha.catalog import catalog_for
 from bind_ha.keys import load_keys, private_write
 from bind_ha.kube import ApiUnavailable, Kube
 from bind_ha.peers import SECONDARY
 from bind_ha.render import render, view_for
-from bind_ha.runstate import STOPPING, AppliedZone, RunDir
+from bind_ha.runstate import AppliedZone, RunDir
 from bind_ha.settings import Settings
 
 log = logging.getLogger("bind_ha.init")
@@ -44,9 +44,7 @@ def initialize(settings: Settings, kube: Kube | None) -> None:
     (settings.data_dir / "zones").mkdir(parents=True, exist_ok=True)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     keys = load_keys(settings)
-    catalog = Catalog(
-        settings.zones_file, settings.zones_dir, settings.zones_dir_type, settings.run_dir / "scratch"
-    )
+    catalog = catalog_for(settings)
     for error in catalog.refresh().errors:
         log.error("zone source rejected (zone left out until fixed): %s", error)
     view = view_for(
@@ -64,5 +62,5 @@ def initialize(settings: Settings, kube: Kube | None) -> None:
     run.set_role(SECONDARY)
     run.set_valid_until(0.0)
     run.set_zones([AppliedZone(zone.name, zone.dynamic) for zone in view.zones])
-    (settings.run_dir / STOPPING).unlink(missing_ok=True)
+    run.clear_markers()
     log.info("init: %d zone(s), secondary of %s", len(view.zones), view.primary_address or "nobody yet")

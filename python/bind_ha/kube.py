@@ -244,7 +244,7 @@ class PodCache(threading.Thread):
         self,
         settings: Settings,
         client: kubernetes.client.ApiClient,
-        on_change: Callable[[], None],
+        on_change: Callable[[bool], None],
         stop: threading.Event,
     ) -> None:
         super().__init__(name="pod-cache", daemon=True)
@@ -289,7 +289,7 @@ class PodCache(threading.Thread):
         with self._lock:
             self._pods = {pod.metadata.name: pod for pod in listed.items}
         log.debug("listed %d pods: waking the agent", len(listed.items))
-        self.on_change()
+        self.on_change(False)
         version = listed.metadata.resource_version
         watch = kubernetes.watch.Watch()
         for event in watch.stream(
@@ -318,6 +318,8 @@ class PodCache(threading.Thread):
             else:
                 pods[name] = pod
         if before is None or kind == "DELETED" or self._relevant(before) != self._relevant(pod):
-            log.debug("pod %s %s: waking the agent", name, kind.lower())
-
-            self.on_change()
+            heartbeat = before is not None and self._relevant(before)[-1] != self._relevant(pod)[-1]
+            log.debug(
+                "pod %s %s: waking the agent%s", name, kind.lower(), " (heartbeat)" if heartbeat else ""
+            )
+            self.on_change(heartbeat)

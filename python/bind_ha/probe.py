@@ -1,30 +1,12 @@
-"""named's readiness: every zone of the applied config answers SOA with AA."""
+"""named's readiness: every zone of the applied config answers SOA with AA, and a
+secondary has caught up with the primary at least once since it (re)started, so a
+pod restarted on old data is not served until that data is current."""
 
 from __future__ import annotations
 
-import dns.exception
-import dns.flags
-import dns.message
-import dns.query
-import dns.rcode
-import dns.rdatatype
-
+from bind_ha import soa
 from bind_ha.runstate import RunDir
-
-
-def zone_answers(zone: str, address: str, port: int, timeout: float) -> str | None:
-    """None when zone answers authoritatively, else why not."""
-    query = dns.message.make_query(zone, dns.rdatatype.SOA)
-    query.flags &= ~dns.flags.RD
-    try:
-        reply = dns.query.udp(query, address, port=port, timeout=timeout)
-    except (OSError, dns.exception.DNSException) as error:
-        return f"{zone}: no answer ({type(error).__name__})"
-    if reply.rcode() != dns.rcode.NOERROR:
-        return f"{zone}: {dns.rcode.to_text(reply.rcode())}"
-    if not reply.flags & dns.flags.AA:
-        return f"{zone}: answer is not authoritative"
-    return None
+from bind_ha.startup import load_settings
 
 
 def named_ready(run: RunDir, address: str, port: int, timeout: float = 1.0) -> list[str]:
@@ -32,4 +14,24 @@ def named_ready(run: RunDir, address: str, port: int, timeout: float = 1.0) -> l
     zones = run.zones()
     if zones is None:
         return ["named.conf not applied yet"]
-    return [problem for zone in zones if (problem := zone_answers(zone.name, address, port, timeout))]
+    problems = []
+    for zone in zones:
+        answer = soa.ask(zone.name, address, port, timeout)
+        if answer.problem is not None:
+            problems.append(answer.problem)
+        elif not zone.synced:
+            problems.append(f"{zone.name}: not yet in step with the primary since start")
+    return problems
+
+
+def main() -> int:
+    """The named container's readiness probe: exit 0 when every zone answers."""
+    settings = load_settings("probe")
+    if settings is None:
+        return 2
+    problems = named_ready(RunDir(settings.run_dir), settings.local_dns_address, settings.dns_port)
+    if problems:
+        print("not ready: " + "; ".join(problems))
+        return 1
+    print("ready")
+    return 0

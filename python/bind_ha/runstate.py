@@ -7,6 +7,8 @@
 - zones.json: the zones of the applied named.conf (for probes and the fence).
 - named-stopping: written by the named supervisor on SIGTERM, so the agent
   releases the Lease at once instead of waiting for its own SIGTERM.
+- lease-released: written by the agent once its peers have every write and the
+  Lease is handed over; a primary's supervisor waits for it before stopping named.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ ROLE = "role"
 VALID_UNTIL = "primary-valid-until"
 ZONES = "zones.json"
 STOPPING = "named-stopping"
+RELEASED = "lease-released"
 NAMED_CONF = "named.conf"
 WAS_PRIMARY = "was-primary"  # in the data directory: this pod's data may hold unreplicated history
 
@@ -37,6 +40,7 @@ def atomic_write(path: Path, text: str) -> None:
 class AppliedZone:
     name: str
     dynamic: bool
+    synced: bool = False  # served data has caught up with the primary since named (re)started
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,20 @@ class RunDir:
             entries = json.loads((self.path / ZONES).read_text())
         except (FileNotFoundError, ValueError):
             return None
-        return [AppliedZone(str(entry["name"]), bool(entry["dynamic"])) for entry in entries]
+        return [
+            AppliedZone(str(entry["name"]), bool(entry["dynamic"]), bool(entry.get("synced")))
+            for entry in entries
+        ]
 
     def set_zones(self, zones: list[AppliedZone]) -> None:
-        atomic_write(self.path / ZONES, json.dumps([{"name": z.name, "dynamic": z.dynamic} for z in zones]))
+        entries = [{"name": z.name, "dynamic": z.dynamic, "synced": z.synced} for z in zones]
+        atomic_write(self.path / ZONES, json.dumps(entries))
+
+    def unsync(self) -> None:
+        """named is (re)starting: whatever it loads from disk may be old."""
+        zones = self.zones()
+        if zones is not None:
+            self.set_zones([AppliedZone(z.name, z.dynamic, False) for z in zones])
 
     @property
     def named_conf(self) -> Path:
@@ -82,3 +96,14 @@ class RunDir:
 
     def mark_stopping(self) -> None:
         atomic_write(self.path / STOPPING, "named is stopping\n")
+
+    def released(self) -> bool:
+        return (self.path / RELEASED).exists()
+
+    def mark_released(self) -> None:
+        """The agent handed the Lease over after its peers caught up: named may stop now."""
+        atomic_write(self.path / RELEASED, "lease released\n")
+
+    def clear_markers(self, *names: str) -> None:
+        for name in names or (STOPPING, RELEASED):
+            (self.path / name).unlink(missing_ok=True)

@@ -8,8 +8,9 @@ mark is only renewed by a leader, so a stale primary stops taking writes no
 later than renewDeadline after its last renewal, before any other pod can
 acquire the Lease (leaseDuration).
 
-On SIGTERM it freezes dynamic zones, tells the agent (named-stopping), and
-stops named; the agent then releases the Lease at once.
+On SIGTERM it freezes dynamic zones and tells the agent (named-stopping); a
+primary keeps serving transfers until the agent has let its peers catch up and
+released the Lease (lease-released), then named stops.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import logging
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from types import FrameType
 
 from bind_ha.bind import Bind, BindError
-from bind_ha.clock import Clock
+from bind_ha.clock import Clock, SystemClock
 from bind_ha.peers import PRIMARY
 from bind_ha.runstate import RunDir
+from bind_ha.startup import load_settings, local_bind
 
 log = logging.getLogger("bind_ha.supervisor")
 CHECK_INTERVAL = 0.25
@@ -66,7 +69,9 @@ class Fence:
                     log.error("%s: %s", zone.name, error)
 
 
-def supervise(named_argv: list[str], fence: Fence, *, wait_for_config: float = 120.0) -> int:
+def supervise(
+    named_argv: list[str], fence: Fence, *, wait_for_config: float = 120.0, handover_wait: float = 10.0
+) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -80,23 +85,40 @@ def supervise(named_argv: list[str], fence: Fence, *, wait_for_config: float = 1
             log.error("no %s to start named with (did the init container run?)", fence.run.named_conf)
             return 1
         stop.wait(0.2)
+    fence.run.unsync()  # what named loads from disk may be old until it catches up again
     named = subprocess.Popen(named_argv)
     while named.poll() is None:
         if stop.wait(CHECK_INTERVAL):
-            return _shut_down(named, fence)
+            return _shut_down(named, fence, handover_wait)
         if fence.bind.alive():
             fence.check()
     log.error("named exited with status %s", named.returncode)
     return named.returncode or 1
 
 
-def _shut_down(named: subprocess.Popen[bytes], fence: Fence) -> int:
-    """Refuse writes, tell the agent, then stop named."""
+def _shut_down(named: subprocess.Popen[bytes], fence: Fence, handover_wait: float) -> int:
+    """Refuse writes, tell the agent, let a primary's peers catch up, then stop named."""
     fence.freeze_if_primary()
     fence.run.mark_stopping()
+    if fence.run.role() == PRIMARY:
+        # Keep serving transfers until the agent has seen every peer catch up and
+        # released the Lease, so no acknowledged update leaves with this pod.
+        deadline = fence.clock.monotonic() + handover_wait
+        while not fence.run.released() and fence.clock.monotonic() < deadline and named.poll() is None:
+            time.sleep(0.02)
     named.terminate()
     try:
         return named.wait(timeout=20)
     except subprocess.TimeoutExpired:
         named.kill()
         return named.wait()
+
+
+def main() -> int:
+    """The named container's entry point."""
+    settings = load_settings("named")
+    if settings is None:
+        return 2
+    run = RunDir(settings.run_dir)
+    argv = ["named", "-g", "-c", str(run.named_conf)]
+    return supervise(argv, Fence(run=run, bind=local_bind(settings), clock=SystemClock()))

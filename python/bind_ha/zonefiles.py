@@ -25,7 +25,8 @@ SOA_LINE = re.compile(
     r"^(?P<owner>\S+)\s+(?P<ttl>\d+)\s+IN\s+SOA\s+(?P<mname>\S+)\s+(?P<rname>\S+)\s+"
     r"(?P<serial>\d+)\s+(?P<timers>\d+\s+\d+\s+\d+\s+\d+)\s*$"
 )
-LOAD_ERROR = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<message>.*)$")
+# e.g. "dns_rdata_fromtext: /tmp/x/example.test.zone:6: near 'x': bad dotted quad"
+LOAD_ERROR = re.compile(r"(?P<file>/\S+?):(?P<line>\d+): (?P<message>.*)$")
 TOOL_TIMEOUT = 120
 
 
@@ -52,7 +53,7 @@ def _explain(spec: ZoneSpec, output: str) -> str:
     """named-compilezone's complaint, with line numbers mapped back to the user's text."""
     reasons = []
     for raw in output.splitlines():
-        match = LOAD_ERROR.match(raw.strip())
+        match = LOAD_ERROR.search(raw.strip())
         if match:
             line = int(match["line"]) - spec.body_offset
             where = "records line" if spec.body_offset else "line"
@@ -141,6 +142,24 @@ def remove_zone_data(zones_dir: Path, spec: ZoneSpec) -> None:
 def fingerprint(zones: Iterable[ZoneSpec]) -> dict[str, str]:
     """Per-zone digest of type and text: what changed since the last look."""
     return {zone.name: hashlib.sha256(f"{zone.type}\0{zone.text}".encode()).hexdigest() for zone in zones}
+
+
+def sources_signature(zones_file: Path, zones_dir: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """Cheap fingerprint (name, mtime, size) of the sources, to notice an edit within ~100 ms.
+
+    stat() follows symlinks, so a ConfigMap update (a swapped ..data link) shows up too.
+    """
+    paths = [zones_file]
+    if zones_dir is not None and zones_dir.is_dir():
+        paths += sorted(path for path in zones_dir.iterdir() if path.name.endswith(".zone"))
+    signature = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        signature.append((path.name, stat.st_mtime_ns, stat.st_size))
+    return tuple(signature)
 
 
 def load_sources(zones_file: Path, zones_dir: Path | None, zones_dir_type: str) -> list[ZoneSpec]:

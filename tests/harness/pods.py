@@ -25,14 +25,18 @@ from dataclasses import dataclass, field
 import kubernetes
 import yaml
 
-from tests.harness import processes
+from tests.harness import dnsclient, processes
 from tests.harness.named import LoopbackAllocator
 from tests.harness.processes import Process
 from tests.harness.proxy import ApiProxy
 from tests.harness.tools import REPO, path_with_tools, tool
 
 RELEASE = "test"
-SELECTOR_LABELS = {"app.kubernetes.io/name": "bind-ha", "app.kubernetes.io/instance": RELEASE}
+SELECTOR_LABELS = {
+    "app.kubernetes.io/name": "bind-ha",
+    "app.kubernetes.io/instance": RELEASE,
+    "app.kubernetes.io/component": "server",
+}
 ROLE_LABEL = "bind-ha.io/role"
 STATUS_ANNOTATION = "bind-ha.io/status"
 DNS_PORT = 5353
@@ -49,32 +53,8 @@ class Timing:
     retry_period: float = 2
 
 
-INTERIM_RBAC = """
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: test-bind-ha}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: test-bind-ha}
-rules:
-- {apiGroups: [coordination.k8s.io], resources: [leases], resourceNames: [test-bind-ha-leader], verbs: [get, update, patch]}
-- {apiGroups: [coordination.k8s.io], resources: [leases], verbs: [create]}
-- {apiGroups: [""], resources: [pods], verbs: [get, list, watch, patch]}
-- {apiGroups: [""], resources: [events], verbs: [create, patch]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: test-bind-ha}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: test-bind-ha}
-subjects: [{kind: ServiceAccount, name: test-bind-ha}]
-"""
-
-
 def rbac_manifest(namespace: str) -> str:
     """The chart's Role and RoleBinding, rendered by helm, for release 'test'."""
-    if not (REPO / "chart" / "templates" / "rbac.yaml").exists():  # TODO(interim): until the chart lands
-        return INTERIM_RBAC
     rendered = subprocess.run(
         [
             tool("helm"),
@@ -455,6 +435,24 @@ class LocalRelease:
                 return
             assert time.monotonic() < deadline, f"agents not all healthy: {statuses}\\n{self.logs_tail()}"
             time.sleep(0.05)
+
+    def wait_converged(self, zone: str, *, timeout: float = 15, pods: list[LocalPod] | None = None) -> int:
+        """Wait until every running pod (or those given) serves the same serial of zone; return it."""
+        members = pods if pods is not None else [pod for pod in self.pods if pod.agent_alive()]
+        deadline = time.monotonic() + timeout
+        while True:
+            serials = {dnsclient.serial(pod.address, DNS_PORT, zone) for pod in members}
+            if len(serials) == 1 and None not in serials:
+                return serials.pop()  # type: ignore[return-value]
+            assert time.monotonic() < deadline, f"{zone} never converged: {serials}\\n{self.logs_tail()}"
+            time.sleep(0.02)
+
+    def contents(self, pod: LocalPod, zone: str) -> list[str]:
+        """The zone's records as pod serves them, by a TSIG-signed AXFR."""
+        return dnsclient.axfr(pod.address, DNS_PORT, zone, key=(TRANSFER_KEY, self.secret("transfer-secret")))
+
+    def update_key(self) -> tuple[str, str]:
+        return UPDATE_KEY, self.secret("update-secret")
 
     def primary_labelled(self) -> list[str]:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}=primary")

@@ -1,0 +1,432 @@
+"""`make bench`: failover, replication and resource measurements on real components.
+
+Everything runs locally inside the private network namespace: the real control
+plane, and per pod the init hook, named under its supervisor and the agent.
+Prints a table and writes bench/results/latest.json. Times are medians (and
+p99 where asked) of one run on this machine; they are not test assertions.
+
+    python -m bench.run [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import kubernetes
+
+from tests.harness import dnsclient
+from tests.harness.cluster import LocalCluster, Ports
+from tests.harness.named import LoopbackAllocator
+from tests.harness.pods import DNS_PORT, HEALTH_PORT, LocalPod, LocalRelease
+from tests.harness.tools import REPO, tool, versions
+
+RESULTS = REPO / "bench" / "results"
+ZONES: list[dict[str, object]] = [
+    {
+        "name": "example.test",
+        "type": "static",
+        "ttl": 300,
+        "nameservers": ["ns1.example.test."],
+        "records": "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.80\n",
+    },
+    {
+        "name": "dyn.test",
+        "type": "dynamic",
+        "ttl": 60,
+        "nameservers": ["ns1.example.test."],
+        "records": "ns1 IN A 192.0.2.1\n",
+    },
+]
+
+
+def log(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclass
+class Results:
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # (measure, value, detail)
+    data: dict[str, object] = field(default_factory=dict)
+
+    def add(self, key: str, label: str, samples: list[float], unit: str = "s", *, p99: bool = False) -> None:
+        median = statistics.median(samples)
+        value = f"{median:.3f} {unit}" if unit == "s" else f"{median:.1f} {unit}"
+        detail = f"n={len(samples)}, min {min(samples):.3f}, max {max(samples):.3f}"
+        if p99:
+            detail = f"p99 {percentile(samples, 0.99):.4f} {unit}, " + detail
+        self.rows.append((label, value, detail))
+        self.data[key] = {
+            "median": median,
+            "p99": percentile(samples, 0.99),
+            "min": min(samples),
+            "max": max(samples),
+            "n": len(samples),
+            "unit": unit,
+            "samples": samples,
+        }
+
+    def count(self, key: str, label: str, value: int, detail: str) -> None:
+        self.rows.append((label, str(value), detail))
+        self.data[key] = {"value": value, "detail": detail}
+
+    def table(self) -> str:
+        width = max(len(row[0]) for row in self.rows)
+        value_width = max(len(row[1]) for row in self.rows)
+        lines = [
+            f"| {'measure':<{width}} | {'median':>{value_width}} | detail |",
+            f"|{'-' * (width + 2)}|{'-' * (value_width + 2)}|--------|",
+        ]
+        lines += [
+            f"| {label:<{width}} | {value:>{value_width}} | {detail} |" for label, value, detail in self.rows
+        ]
+        return "\n".join(lines)
+
+
+@contextmanager
+def control_plane(root: Path) -> Iterator[LocalCluster]:
+    (root / "control-plane").mkdir(parents=True)
+    cluster = LocalCluster(root / "control-plane", Ports.free(), root / "kubeconfig")
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@contextmanager
+def release_of(
+    cluster: LocalCluster,
+    root: Path,
+    name: str,
+    pods: int,
+    zones: list[dict[str, object]],
+    allocator: LoopbackAllocator,
+) -> Iterator[LocalRelease]:
+    api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    release = LocalRelease(
+        api_client=api,
+        admin_kubeconfig=str(cluster.kubeconfig),
+        namespace=name,
+        root=root / name,
+        allocator=allocator,
+    )
+    release.setup(zones)
+    try:
+        for pod in release.add_pods(pods):
+            pod.start()
+        release.wait_for_leader(timeout=60)
+        release.wait_for_agents(timeout=60)
+        yield release
+    finally:
+        release.stop_all()
+
+
+def accepted(release: LocalRelease, pod: LocalPod, name: str, timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (
+            dnsclient.update(
+                pod.address,
+                DNS_PORT,
+                "dyn.test",
+                add={name: "192.0.2.9"},
+                key=release.update_key(),
+                timeout=1,
+            )
+            == "NOERROR"
+        ):
+            return time.monotonic()
+        time.sleep(0.01)
+    raise RuntimeError(f"{pod.name} accepted no update within {timeout}s")
+
+
+def visible_everywhere(pods: list[LocalPod], fqdn: str, timeout: float = 30) -> float:
+    deadline = time.monotonic() + timeout
+    pending = list(pods)
+    while pending:
+        pending = [pod for pod in pending if not dnsclient.lookup(pod.address, DNS_PORT, fqdn)]
+        time.sleep(0.0005 if pending else 0)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{fqdn} not visible on {[p.name for p in pending]}")
+    return time.monotonic()
+
+
+class Writer(threading.Thread):
+    """Signed updates at ~100/s to random live pods; records the acknowledged names."""
+
+    def __init__(self, release: LocalRelease, targets: Callable[[], list[LocalPod]], tag: str) -> None:
+        super().__init__(daemon=True)
+        self.release, self.targets, self.tag = release, targets, tag
+        self.acknowledged: list[str] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        rng, index = random.Random(self.tag), 0
+        while not self.halt.is_set():
+            index += 1
+            name = f"{self.tag}-{index}"
+            candidates = self.targets()
+            if (
+                candidates
+                and dnsclient.update(
+                    rng.choice(candidates).address,
+                    DNS_PORT,
+                    "dyn.test",
+                    add={name: "192.0.2.8"},
+                    key=self.release.update_key(),
+                    timeout=2,
+                )
+                == "NOERROR"
+            ):
+                self.acknowledged.append(name)
+            time.sleep(0.01)
+
+
+def lost_updates(release: LocalRelease, survivors: list[LocalPod], acknowledged: list[str]) -> int:
+    release.wait_converged("dyn.test", pods=survivors, timeout=30)
+    present = {line.split()[0] for line in release.contents(survivors[0], "dyn.test")}
+    return sum(1 for name in acknowledged if name not in present)
+
+
+def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bool) -> None:
+    """Crash (or gracefully stop) the primary `runs` times under a stream of updates."""
+    kind = "crash" if crash else "graceful"
+    switch_times, follow_times, lost = [], [], 0
+    for run in range(runs):
+        old = release.wait_for_leader(timeout=60)
+        release.wait_converged("dyn.test", timeout=30)
+        survivors = [pod for pod in release if pod is not old]
+        writer = Writer(release, lambda s=survivors: [p for p in s if p.agent_alive()], f"{kind}{run}")
+        writer.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        old.crash() if crash else old.stop()
+        new = release.wait_for_leader(excluding=old, timeout=60)
+        switched = accepted(release, new, f"{kind}{run}-probe")
+        switch_times.append(switched - started)
+        others = [pod for pod in survivors if pod is not new]
+        follow_times.append(visible_everywhere(others, f"{kind}{run}-probe.dyn.test") - switched)
+        time.sleep(1.0)
+        writer.halt.set()
+        writer.join()
+        lost += lost_updates(release, survivors, writer.acknowledged)
+        old.start()  # the kubelet restarts the pod's containers on the same volume
+        release.wait_for_agents(timeout=60)
+        log(f"{kind} {run + 1}/{runs}: {old.name} -> {new.name} in {switch_times[-1]:.3f}s")
+    label = (
+        "crash failover (SIGKILL primary -> new primary accepts a signed update)"
+        if crash
+        else "graceful handover (SIGTERM primary pod -> new primary accepts a signed update)"
+    )
+    results.add(f"{kind}_switch_seconds", label, switch_times)
+    results.add(
+        f"{kind}_follower_serves_seconds",
+        f"after {kind}: new primary's change served by the other follower",
+        follow_times,
+    )
+    results.count(
+        f"{kind}_lost_acknowledged",
+        f"acknowledged updates lost in {runs} {kind} switchovers",
+        lost,
+        "updates at ~100/s to random live pods during each switch",
+    )
+
+
+def agent_resources(release: LocalRelease, results: Results, window: float) -> None:
+    """RSS of each agent and API requests per minute over an idle window."""
+    leader = release.wait_for_leader()
+    before = {pod.name: api_requests(pod) for pod in release}
+    time.sleep(window)
+    per_minute = {pod.name: (api_requests(pod) - before[pod.name]) * 60 / window for pod in release}
+    rss = [rss_mib(pod) for pod in release]
+    results.add("agent_rss_mib", "agent resident memory (RSS)", rss, "MiB")
+    results.add(
+        "leader_api_requests_per_minute", "API requests/min, leader", [per_minute[leader.name]], "req/min"
+    )
+    followers = [value for name, value in per_minute.items() if name != leader.name]
+    results.add("follower_api_requests_per_minute", "API requests/min, follower", followers, "req/min")
+
+
+def api_requests(pod: LocalPod) -> float:
+    with urllib.request.urlopen(f"http://{pod.address}:{HEALTH_PORT}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("bind_ha_api_requests_total "):
+                return float(line.split()[1])
+    raise RuntimeError("no bind_ha_api_requests_total")
+
+
+def rss_mib(pod: LocalPod) -> float:
+    assert pod.agent is not None
+    for line in Path(f"/proc/{pod.agent.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def propagation(release: LocalRelease, results: Results, updates: int, secondaries: int) -> None:
+    """Acknowledged update at the primary -> visible on every secondary."""
+    leader = release.wait_for_leader()
+    others = [pod for pod in release if pod is not leader]
+    samples = []
+    for index in range(updates):
+        name = f"prop{secondaries}-{index}"
+        acked = accepted(release, leader, name)
+        samples.append(visible_everywhere(others, f"{name}.dyn.test") - acked)
+    results.add(
+        f"propagation_{secondaries}_secondaries_seconds",
+        f"update acknowledged -> visible on all {secondaries} secondaries",
+        samples,
+        p99=True,
+    )
+
+
+def source_edits(release: LocalRelease, results: Results, edits: int) -> None:
+    samples = []
+    for index in range(edits):
+        address = f"192.0.2.{100 + index}"
+        zones = [dict(zone) for zone in ZONES]
+        zones[0]["records"] = f"ns1 IN A 192.0.2.1\nwww IN A {address}\n"
+        edited = time.monotonic()
+        release.write_zones(zones)
+        while any(
+            dnsclient.lookup(pod.address, DNS_PORT, "www.example.test") != [address] for pod in release
+        ):
+            time.sleep(0.005)
+        samples.append(time.monotonic() - edited)
+    results.add("source_edit_to_served_seconds", "static zone source edit -> served by every pod", samples)
+
+
+def big_zone(records: int) -> list[dict[str, object]]:
+    lines = "\n".join(
+        f"h{index} IN A 10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}" for index in range(records)
+    )
+    return [
+        {
+            "name": "big.test",
+            "type": "dynamic",
+            "ttl": 300,
+            "nameservers": ["ns1.big.test."],
+            "records": "ns1 IN A 192.0.2.1\n" + lines + "\n",
+        },
+        *ZONES,
+    ]
+
+
+def transfer_seconds(pod: LocalPod, kind: str, after: int) -> float:
+    """The duration named logs for the next completed transfer of big.test after log line `after`."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lines = pod.log_text("named").splitlines()[after:]
+        for line in lines:
+            if "transfer of 'big.test/IN'" in line and "Transfer completed" in line:
+                return float(line.split(" secs ")[0].rsplit(", ", 1)[1])
+        time.sleep(0.1)
+    raise RuntimeError(f"no {kind} of big.test on {pod.name}")
+
+
+def big_transfers(release: LocalRelease, results: Results, records: int, runs: int) -> None:
+    leader = release.wait_for_leader()
+    follower = next(pod for pod in release if pod is not leader)
+    release.wait_converged("big.test", timeout=300)
+    axfr, ixfr, client = [], [], []
+    for run in range(runs):
+        mark = len(follower.log_text("named").splitlines())
+        subprocess.run(
+            [tool("rndc"), "-c", str(follower.run_dir / "rndc.conf"), "retransfer", "big.test"],
+            check=True,
+            capture_output=True,
+        )
+        axfr.append(transfer_seconds(follower, "AXFR", mark))
+        release.wait_converged("big.test", timeout=120)
+        mark = len(follower.log_text("named").splitlines())
+        dnsclient.update(
+            leader.address, DNS_PORT, "big.test", add={f"ixfr{run}": "192.0.2.5"}, key=release.update_key()
+        )
+        ixfr.append(transfer_seconds(follower, "IXFR", mark))
+        started = time.monotonic()
+        listed = release.contents(leader, "big.test")
+        client.append(time.monotonic() - started)
+        assert len(listed) > records
+    results.add(
+        "axfr_100k_seconds", f"AXFR of a {records:,}-record zone between pods (named's own timing)", axfr
+    )
+    results.add("ixfr_100k_seconds", f"IXFR of one change to the {records:,}-record zone", ixfr)
+    results.add(
+        "client_axfr_100k_seconds",
+        f"signed AXFR of the {records:,}-record zone by a dnspython client",
+        client,
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs, for trying the bench itself")
+    args = parser.parse_args(argv)
+    runs, updates, big = (3, 50, 10_000) if args.quick else (20, 500, 100_000)
+    results = Results()
+    allocator = LoopbackAllocator(61)
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="bind-ha-bench-") as scratch,
+        control_plane(Path(scratch)) as cluster,
+    ):
+        root = Path(scratch)
+        log("three pods: crash failovers, graceful handovers, agent resources")
+        with release_of(cluster, root, "election", 3, ZONES, allocator) as release:
+            agent_resources(release, results, window=30 if not args.quick else 10)
+            switchovers(release, results, runs, crash=True)
+            switchovers(release, results, runs, crash=False)
+            source_edits(release, results, 10)
+        for pods in (3, 5):
+            log(f"{pods} pods: propagation of {updates} updates")
+            with release_of(cluster, root, f"propagation{pods}", pods, ZONES, allocator) as release:
+                propagation(release, results, updates, pods - 1)
+        log(f"two pods: transfers of a {big:,}-record zone")
+        with release_of(cluster, root, "transfers", 2, big_zone(big), allocator) as release:
+            big_transfers(release, results, big, 3 if args.quick else 5)
+    pins = versions()
+    results.data["environment"] = {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "bind": subprocess.run(
+            [tool("named"), "-v"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
+        "kubernetes": pins["KUBERNETES_VERSION"],
+        "etcd": pins["ETCD_VERSION"],
+        "quick": args.quick,
+        "lease_duration": 10,
+        "renew_deadline": 7,
+        "retry_period": 2,
+        "duration_seconds": round(time.monotonic() - started),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "quick.json" if args.quick else "latest.json"
+    (RESULTS / name).write_text(json.dumps(results.data, indent=2) + "\n")
+    print(results.table())
+    log(f"results written to {RESULTS / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

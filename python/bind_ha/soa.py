@@ -1,0 +1,35 @@
+"""One SOA query without recursion: what probes, the agent and the fence all ask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+
+@dataclass(frozen=True)
+class SoaAnswer:
+    problem: str | None  # None when the zone answered authoritatively
+    serial: int | None = None
+
+
+def ask(zone: str, address: str, port: int, timeout: float = 1.0) -> SoaAnswer:
+    query = dns.message.make_query(zone, dns.rdatatype.SOA)
+    query.flags &= ~dns.flags.RD
+    try:
+        reply = dns.query.udp(query, address, port=port, timeout=timeout)
+    except (OSError, dns.exception.DNSException) as error:
+        return SoaAnswer(f"{zone}: no answer ({type(error).__name__})")
+    if reply.rcode() != dns.rcode.NOERROR:
+        return SoaAnswer(f"{zone}: {dns.rcode.to_text(reply.rcode())}")
+    if not reply.flags & dns.flags.AA:
+        return SoaAnswer(f"{zone}: answer is not authoritative")
+    for rrset in reply.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return SoaAnswer(None, int(rrset[0].serial))
+    return SoaAnswer(f"{zone}: no SOA in the answer")

@@ -1,0 +1,54 @@
+"""NOTES.txt tells how to see roles, query and update."""
+
+from __future__ import annotations
+
+import pathlib
+import tempfile
+from typing import Any
+
+from tests.chart.helm import CHART, FULLNAME, NAMESPACE, RELEASE, helm, values_file
+
+
+def notes(values: dict[str, Any]) -> str:
+    with tempfile.TemporaryDirectory() as directory:
+        result = helm(
+            "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
+            "-f", str(values_file(values, pathlib.Path(directory))),
+        )  # fmt: skip
+    assert "NOTES:" in result.stdout
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_show_roles_query_and_update() -> None:
+    text = notes({"zones": [{"name": "dyn.example", "type": "dynamic", "nameservers": ["ns1.example."]}]})
+    # roles
+    assert "-L bind-ha.io/role" in text
+    assert f"kubectl get lease -n {NAMESPACE} {FULLNAME}-leader" in text
+    # query through the DNS Service
+    assert f"dig +norec @{FULLNAME}-dns.{NAMESPACE}.svc -p 53 dyn.example SOA" in text
+    # signed update through the primary Service, with the update key from the Secret
+    assert f"service/{FULLNAME}-primary" in text
+    assert f"kubectl get secret -n {NAMESPACE} {FULLNAME}-tsig -o jsonpath='{{.data.update-secret}}'" in text
+    assert "nsupdate -v -y hmac-sha256:bind-ha-update:$SECRET" in text
+    assert "zone dyn.example" in text
+    assert f"helm test -n {NAMESPACE} {RELEASE}" in text
+
+
+def test_notes_warn_about_missing_zones_and_volatile_dynamic_zones() -> None:
+    assert "no zones are configured" in notes({})
+    volatile = notes({"zones": [{"name": "dyn.example", "type": "dynamic", "nameservers": ["ns1.example."]}]})
+    assert "persistence.enabled" in volatile
+    persistent = notes(
+        {
+            "zones": [{"name": "dyn.example", "type": "dynamic", "nameservers": ["ns1.example."]}],
+            "persistence": {"enabled": True},
+        }
+    )
+    assert "persistence.enabled" not in persistent
+
+
+def test_notes_for_load_balancers_and_existing_secrets() -> None:
+    text = notes({"service": {"dns": {"type": "LoadBalancer"}}, "tsig": {"existingSecret": "keys"}})
+    assert "status.loadBalancer.ingress" in text
+    assert "kubectl get secret -n dns keys" in text
+    assert "rollout restart statefulset" in text

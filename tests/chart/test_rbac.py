@@ -1,0 +1,122 @@
+"""RBAC: exactly what the agent does, nothing more; checked against what the agent's code calls."""
+
+from __future__ import annotations
+
+import re
+
+from tests.chart.helm import FULLNAME, NAMESPACE, Manifests, helm, parse, render
+from tests.harness.tools import REPO
+
+EXPECTED_RULES = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [f"{FULLNAME}-leader"],
+        "verbs": ["get", "update", "patch"],
+    },
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+
+
+def test_role_grants_exactly_the_agents_needs() -> None:
+    role = render().get("Role")
+    assert role["metadata"] == {**role["metadata"], "name": FULLNAME, "namespace": NAMESPACE}
+    assert role["rules"] == EXPECTED_RULES
+
+
+def test_role_names_the_lease_the_agent_uses() -> None:
+    manifests = render()
+    lease = manifests.env("agent")["BIND_HA_LEASE_NAME"]
+    assert manifests.get("Role")["rules"][0]["resourceNames"] == [lease]
+
+
+def test_nothing_beyond_the_role() -> None:
+    manifests = render()
+    for kind in ("ClusterRole", "ClusterRoleBinding", "Lease"):
+        assert not manifests.has(kind), f"the chart must not create a {kind}"
+    rules = manifests.get("Role")["rules"]
+    resources = {resource for rule in rules for resource in rule["resources"]}
+    verbs = {verb for rule in rules for verb in rule["verbs"]}
+    assert resources == {"leases", "pods", "events"}
+    assert "secrets" not in resources and "configmaps" not in resources
+    assert "*" not in resources and "*" not in verbs
+    assert not verbs & {"delete", "deletecollection", "escalate", "bind", "impersonate"}
+    assert all("*" not in rule["apiGroups"] for rule in rules)
+
+
+def test_binding_ties_the_role_to_the_service_account() -> None:
+    manifests = render()
+    binding = manifests.get("RoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": FULLNAME}
+    account = manifests.get("ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+    assert account["metadata"]["name"] == FULLNAME
+    assert account["automountServiceAccountToken"] is False
+    assert manifests.pod_spec["serviceAccountName"] == FULLNAME
+
+
+def test_rbac_file_renders_alone_for_the_integration_tests() -> None:
+    """tests/harness/pods.py renders templates/rbac.yaml and templates/serviceaccount.yaml alone."""
+    result = helm(
+        "template", "test", str(REPO / "chart"), "--namespace", NAMESPACE,
+        "--show-only", "templates/rbac.yaml", "--show-only", "templates/serviceaccount.yaml",
+    )  # fmt: skip
+    kinds = sorted(doc["kind"] for doc in parse(result.stdout))
+    assert kinds == ["Role", "RoleBinding", "ServiceAccount"]
+
+
+def test_existing_service_account_and_no_rbac() -> None:
+    manifests = render({"serviceAccount": {"create": False, "name": "dns-agent"}, "rbac": {"create": False}})
+    assert (
+        not manifests.has("ServiceAccount") and not manifests.has("Role") and not manifests.has("RoleBinding")
+    )
+    assert manifests.pod_spec["serviceAccountName"] == "dns-agent"
+    bound = render({"serviceAccount": {"create": False, "name": "dns-agent"}})
+    assert bound.get("RoleBinding")["subjects"][0]["name"] == "dns-agent"
+
+
+def test_service_account_annotations() -> None:
+    account = render({"serviceAccount": {"annotations": {"example.com/role": "dns"}}}).get("ServiceAccount")
+    assert account["metadata"]["annotations"] == {"example.com/role": "dns"}
+
+
+# The Python client's method prefixes, as RBAC verbs.
+VERBS = {
+    "read": "get",
+    "list": "list",
+    "create": "create",
+    "replace": "update",
+    "patch": "patch",
+    "delete": "delete",
+}
+
+
+def api_calls() -> set[tuple[str, str]]:
+    """(resource, verb) of every Kubernetes API call in the agent's package."""
+    calls = set()
+    for source in (REPO / "python" / "bind_ha").glob("*.py"):
+        for verb, resource in re.findall(
+            r"\.(read|list|create|replace|patch|delete)_namespaced_([a-z_]+)\b", source.read_text()
+        ):
+            calls.add((f"{resource}s", VERBS[verb]))
+        if "watch.Watch()" in source.read_text() or ".stream(" in source.read_text():
+            calls.add(("pods", "watch"))
+    return calls
+
+
+def allowed(manifests: Manifests) -> set[tuple[str, str]]:
+    return {
+        (resource, verb)
+        for rule in manifests.get("Role")["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_every_api_call_of_the_agent_is_allowed() -> None:
+    calls = api_calls()
+    assert ("leases", "create") in calls and ("pods", "list") in calls, f"found no API calls: {calls}"
+    missing = calls - allowed(render())
+    assert not missing, f"the agent calls the API for {sorted(missing)} but the Role does not allow it"
