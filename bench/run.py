@@ -31,27 +31,12 @@ import kubernetes
 
 from tests.harness import dnsclient
 from tests.harness.cluster import LocalCluster, Ports
+from tests.harness.examples import EXAMPLE_ZONES as ZONES
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import DNS_PORT, HEALTH_PORT, LocalPod, LocalRelease
 from tests.harness.tools import REPO, tool, versions
 
 RESULTS = REPO / "bench" / "results"
-ZONES: list[dict[str, object]] = [
-    {
-        "name": "example.test",
-        "type": "static",
-        "ttl": 300,
-        "nameservers": ["ns1.example.test."],
-        "records": "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.80\n",
-    },
-    {
-        "name": "dyn.test",
-        "type": "dynamic",
-        "ttl": 60,
-        "nameservers": ["ns1.example.test."],
-        "records": "ns1 IN A 192.0.2.1\n",
-    },
-]
 
 
 def log(text: str) -> None:
@@ -103,8 +88,18 @@ class Results:
 
 
 @contextmanager
+def workdir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="bind-ha-bench-") as scratch:
+        yield Path(scratch)
+
+
+@contextmanager
 def control_plane(root: Path) -> Iterator[LocalCluster]:
-    (root / "control-plane").mkdir(parents=True)
+    (root / "control-plane").mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(root / "control-plane", Ports.free(), root / "kubeconfig")
     cluster.up()
     try:
@@ -161,14 +156,19 @@ def accepted(release: LocalRelease, pod: LocalPod, name: str, timeout: float = 6
 
 
 def visible_everywhere(pods: list[LocalPod], fqdn: str, timeout: float = 30) -> float:
+    """The monotonic time at which fqdn was seen on every pod."""
+    checks = [dnsclient.Presence(pod.address, DNS_PORT, fqdn) for pod in pods]
     deadline = time.monotonic() + timeout
-    pending = list(pods)
-    while pending:
-        pending = [pod for pod in pending if not dnsclient.lookup(pod.address, DNS_PORT, fqdn)]
-        time.sleep(0.0005 if pending else 0)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{fqdn} not visible on {[p.name for p in pending]}")
-    return time.monotonic()
+    try:
+        pending = list(checks)
+        while pending:
+            pending = [check for check in pending if not check()]
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"{fqdn} not visible everywhere within {timeout}s")
+        return time.monotonic()
+    finally:
+        for check in checks:
+            check.close()
 
 
 class Writer(threading.Thread):
@@ -220,7 +220,9 @@ def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bo
         writer.start()
         time.sleep(0.5)
         started = time.monotonic()
-        old.crash() if crash else old.stop()
+        # Stop in the background: the clock is on the takeover, not on the old pod's exit.
+        stopping = threading.Thread(target=old.crash if crash else old.stop)
+        stopping.start()
         new = release.wait_for_leader(excluding=old, timeout=60)
         switched = accepted(release, new, f"{kind}{run}-probe")
         switch_times.append(switched - started)
@@ -229,6 +231,7 @@ def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bo
         time.sleep(1.0)
         writer.halt.set()
         writer.join()
+        stopping.join()
         lost += lost_updates(release, survivors, writer.acknowledged)
         old.start()  # the kubelet restarts the pod's containers on the same volume
         release.wait_for_agents(timeout=60)
@@ -381,29 +384,29 @@ def big_transfers(release: LocalRelease, results: Results, records: int, runs: i
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs, for trying the bench itself")
+    parser.add_argument("--keep", type=Path, help="work (and keep every log) in this new directory")
+    parser.add_argument("--only", choices=["election", "propagation", "transfers"], help="run one part")
     args = parser.parse_args(argv)
     runs, updates, big = (3, 50, 10_000) if args.quick else (20, 500, 100_000)
     results = Results()
     allocator = LoopbackAllocator(61)
     started = time.monotonic()
-    with (
-        tempfile.TemporaryDirectory(prefix="bind-ha-bench-") as scratch,
-        control_plane(Path(scratch)) as cluster,
-    ):
-        root = Path(scratch)
-        log("three pods: crash failovers, graceful handovers, agent resources")
-        with release_of(cluster, root, "election", 3, ZONES, allocator) as release:
-            agent_resources(release, results, window=30 if not args.quick else 10)
-            switchovers(release, results, runs, crash=True)
-            switchovers(release, results, runs, crash=False)
-            source_edits(release, results, 10)
-        for pods in (3, 5):
+    with workdir(args.keep) as root, control_plane(root) as cluster:
+        if args.only in (None, "election"):
+            log("three pods: crash failovers, graceful handovers, agent resources")
+            with release_of(cluster, root, "election", 3, ZONES, allocator) as release:
+                agent_resources(release, results, window=30 if not args.quick else 10)
+                switchovers(release, results, runs, crash=True)
+                switchovers(release, results, runs, crash=False)
+                source_edits(release, results, 10)
+        for pods in (3, 5) if args.only in (None, "propagation") else ():
             log(f"{pods} pods: propagation of {updates} updates")
             with release_of(cluster, root, f"propagation{pods}", pods, ZONES, allocator) as release:
                 propagation(release, results, updates, pods - 1)
-        log(f"two pods: transfers of a {big:,}-record zone")
-        with release_of(cluster, root, "transfers", 2, big_zone(big), allocator) as release:
-            big_transfers(release, results, big, 3 if args.quick else 5)
+        if args.only in (None, "transfers"):
+            log(f"two pods: transfers of a {big:,}-record zone")
+            with release_of(cluster, root, "transfers", 2, big_zone(big), allocator) as release:
+                big_transfers(release, results, big, 3 if args.quick else 5)
     pins = versions()
     results.data["environment"] = {
         "machine": platform.machine(),
@@ -421,11 +424,24 @@ def main(argv: list[str]) -> int:
         "duration_seconds": round(time.monotonic() - started),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "quick.json" if args.quick else "latest.json"
+    name = "quick.json" if args.quick or args.only else "latest.json"
     (RESULTS / name).write_text(json.dumps(results.data, indent=2) + "\n")
     print(results.table())
     log(f"results written to {RESULTS / name}")
+    if not args.quick and args.only is None:
+        update_readme(results.table())
+        log("the table in README.md is updated")
     return 0
+
+
+def update_readme(table: str) -> None:
+    """Replace the measured table in README.md (between its bench-table markers)."""
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench-table -->\n", "<!-- /bench-table -->"
+    before, rest = text.split(start, 1)
+    _old, after = rest.split(end, 1)
+    readme.write_text(before + start + table + "\n" + end + after)
 
 
 if __name__ == "__main__":

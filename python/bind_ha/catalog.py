@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bind_ha.settings import Settings
-from bind_ha.zonefiles import CanonicalZone, canonicalize, fingerprint, load_sources
+from bind_ha.zonefiles import CanonicalZone, canonicalize, fingerprint, load_sources, sources_signature
 from bind_ha.zonemodel import ZoneError, ZoneSpec
 
 log = logging.getLogger("bind_ha.catalog")
@@ -28,10 +28,6 @@ class CatalogChange:
     removed: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()  # one message per rejected source, naming zone and line
 
-    @property
-    def membership_changed(self) -> bool:
-        return bool(self.removed) or bool(self.changed)
-
 
 @dataclass
 class Catalog:
@@ -43,12 +39,22 @@ class Catalog:
     failing: dict[str, str] = field(default_factory=dict)  # zone -> why its current source is rejected
     _seen: dict[str, str] = field(default_factory=dict)  # digest of each source as last looked at
     _last_error: str | None = None
+    _signature: tuple[tuple[str, int, int, int], ...] | None = None
 
     def specs(self) -> list[ZoneSpec]:
         return [self.zones[name].spec for name in sorted(self.zones)]
 
+    def forget(self, zone: str) -> None:
+        """Look at zone's source again next time, even if it has not changed (a write failed)."""
+        self._seen.pop(zone, None)
+        self._signature = None
+
     def refresh(self) -> CatalogChange:
-        """Re-read the sources; apply what is valid, keep the rest as it was."""
+        """Re-read the sources if they changed on disk; apply what is valid, keep the rest."""
+        signature = sources_signature(self.zones_file, self.zones_dir)
+        if signature == self._signature:
+            return CatalogChange()
+        self._signature = signature
         try:
             declared = load_sources(self.zones_file, self.zones_dir, self.zones_dir_type)
         except ZoneError as error:

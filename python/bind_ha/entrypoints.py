@@ -19,6 +19,7 @@ from bind_ha.init import InitError, initialize
 from bind_ha.keys import SecretError, load_keys
 from bind_ha.kube import Kube, PodCache, api_client
 from bind_ha.metrics import Metrics
+from bind_ha.roles import LocalBind
 from bind_ha.runstate import RELEASED, RunDir
 from bind_ha.settings import Settings
 from bind_ha.startup import load_settings, local_bind
@@ -52,17 +53,24 @@ def agent() -> int:
     client = api_client(settings)
     run = RunDir(settings.run_dir)
     run.clear_markers(RELEASED)  # a previous agent's handover is not this one's
-    catalog = catalog_for(settings)
-    the_agent = Agent(
+    kube = Kube(settings, client)
+    metrics = Metrics()
+    clock = SystemClock()
+
+    def post_event(reason: str, message: str, warning: bool) -> None:
+        kube.event(reason, message, warning=warning)
+
+    local = LocalBind(
         settings=settings,
-        kube=Kube(settings, client),
-        bind=local_bind(settings),
-        catalog=catalog,
-        clock=SystemClock(),
-        metrics=Metrics(),
         keys=keys,
+        bind=local_bind(settings),
+        catalog=catalog_for(settings),
         run=run,
+        metrics=metrics,
+        clock=clock,
+        events=post_event,
     )
+    the_agent = Agent(settings=settings, kube=kube, local=local, clock=clock, metrics=metrics, run=run)
     stop = threading.Event()
     cache = PodCache(settings, api_client(settings), the_agent.peer_changed, stop)
     the_agent.cached_peers = cache.peers

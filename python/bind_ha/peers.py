@@ -16,6 +16,7 @@ PRIMARY = "primary"
 SECONDARY = "secondary"
 ROLES = (PRIMARY, SECONDARY)
 SERIAL_SPACE = 2**32
+MISSING_DATA_FACTOR = 6
 
 
 def serial_newer(a: int, b: int) -> bool:
@@ -118,13 +119,38 @@ def better_candidates(mine: Status, peers: Iterable[Peer], me: str) -> list[str]
 
 
 def defer_reason(
-    mine: Status, peers: Iterable[Peer], me: str, *, acquirable_for: float, lease_duration: float
+    mine: Status,
+    peers: Iterable[Peer],
+    me: str,
+    *,
+    acquirable_for: float,
+    lease_duration: float,
+    dynamic_zones: Iterable[str] = (),
 ) -> str | None:
-    """Why we should leave an acquirable Lease to someone else right now, if we should."""
+    """Why we should leave an acquirable Lease to someone else right now, if we should.
+
+    We defer to a healthier, more current peer for one lease duration. If we have no data
+    at all for a dynamic zone that such a peer has, we wait MISSING_DATA_FACTOR times
+    longer: promoting would seed that zone afresh, and the peer's records would be lost
+    when it rejoins.
+    """
     if not mine.healthy:
         return "this pod's named is not healthy"
-    better = better_candidates(mine, peers, me)
-    if better and acquirable_for < lease_duration:
+    candidates = list(peers)
+    better = better_candidates(mine, candidates, me)
+    if not better:
+        return None
+    holders = [peer.status.serials for peer in candidates if peer.name in better and peer.status is not None]
+    missing = sorted(
+        zone
+        for zone in dynamic_zones
+        if zone not in mine.serials and any(zone in serials for serials in holders)
+    )
+    if missing and acquirable_for < MISSING_DATA_FACTOR * lease_duration:
+        return (
+            f"deferring to {', '.join(better)}: they have dynamic zone(s) {', '.join(missing)}, this pod none"
+        )
+    if acquirable_for < lease_duration:
         return f"deferring to {', '.join(better)} (more current zone serials)"
     return None
 

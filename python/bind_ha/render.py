@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class NamedView:
     stats_port: int
     data_dir: Path
     run_dir: Path
+    writable: bool = True  # a primary's dynamic zones take clients' updates (False while promoting)
 
 
 def _listen(address: str) -> tuple[str, str]:
@@ -50,9 +52,8 @@ def _listen(address: str) -> tuple[str, str]:
     return address, "none"
 
 
-def render(view: NamedView) -> str:
-    if view.role not in (PRIMARY, SECONDARY):
-        raise ValueError(f"unknown role {view.role!r}")
+@functools.cache
+def _template() -> jinja2.Template:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent),
         undefined=jinja2.StrictUndefined,
@@ -61,6 +62,12 @@ def render(view: NamedView) -> str:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    return environment.get_template(TEMPLATE)
+
+
+def render(view: NamedView) -> str:
+    if view.role not in (PRIMARY, SECONDARY):
+        raise ValueError(f"unknown role {view.role!r}")
     listen_v4, listen_v6 = _listen(view.listen_address)
     primary_address, primary_port = (
         (view.primary_address, view.dns_port) if view.primary_address else NO_PRIMARY
@@ -69,7 +76,7 @@ def render(view: NamedView) -> str:
     context.update(
         listen_v4=listen_v4, listen_v6=listen_v6, primary_address=primary_address, primary_port=primary_port
     )
-    return environment.get_template(TEMPLATE).render(**context)
+    return _template().render(**context)
 
 
 def view_for(
@@ -80,9 +87,11 @@ def view_for(
     zones: tuple[ZoneSpec, ...],
     primary_address: str | None,
     peers: tuple[str, ...],
+    writable: bool = True,
 ) -> NamedView:
     """The view of this pod's named.conf for a role; everything else comes from settings."""
     return NamedView(
+        writable=writable,
         identity=settings.identity,
         role=role,
         zones=zones,

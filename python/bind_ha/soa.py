@@ -16,6 +16,7 @@ import dns.rdatatype
 class SoaAnswer:
     problem: str | None  # None when the zone answered authoritatively
     serial: int | None = None
+    answered: bool = True  # False when the server did not answer at all
 
 
 def ask(zone: str, address: str, port: int, timeout: float = 1.0) -> SoaAnswer:
@@ -24,7 +25,7 @@ def ask(zone: str, address: str, port: int, timeout: float = 1.0) -> SoaAnswer:
     try:
         reply = dns.query.udp(query, address, port=port, timeout=timeout)
     except (OSError, dns.exception.DNSException) as error:
-        return SoaAnswer(f"{zone}: no answer ({type(error).__name__})")
+        return SoaAnswer(f"{zone}: no answer ({type(error).__name__})", answered=False)
     if reply.rcode() != dns.rcode.NOERROR:
         return SoaAnswer(f"{zone}: {dns.rcode.to_text(reply.rcode())}")
     if not reply.flags & dns.flags.AA:

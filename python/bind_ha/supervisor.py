@@ -20,6 +20,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -46,12 +47,14 @@ class Fence:
         return self.run.role() == PRIMARY and self.clock.monotonic() > self.run.valid_until()
 
     def check(self) -> None:
-        stale = self.stale()
-        if stale and not self.engaged:
-            self._each_dynamic(self.bind.freeze)
-            self.engaged = True
-            log.warning("fence engaged: primary without a renewed Lease; dynamic zones frozen")
-        elif not stale and self.engaged:
+        """Freeze on every check while stale (idempotent, and it undoes a thaw that raced
+        with the deadline); thaw once when the agent renews again."""
+        if self.stale():
+            frozen = self._each_dynamic(self.bind.freeze)
+            if frozen and not self.engaged:
+                log.warning("fence engaged: primary without a renewed Lease; dynamic zones frozen")
+            self.engaged = self.engaged or frozen
+        elif self.engaged:
             self._each_dynamic(self.bind.thaw)
             self.engaged = False
             log.info("fence released: the agent renewed the Lease")
@@ -60,13 +63,17 @@ class Fence:
         if self.run.role() == PRIMARY:
             self._each_dynamic(self.bind.freeze)
 
-    def _each_dynamic(self, action: object) -> None:
+    def _each_dynamic(self, action: Callable[[str], None]) -> bool:
+        """Apply action to every dynamic zone; True when it succeeded on all of them."""
+        succeeded = True
         for zone in self.run.zones() or []:
             if zone.dynamic:
                 try:
-                    action(zone.name)  # type: ignore[operator]
+                    action(zone.name)
                 except BindError as error:
+                    succeeded = False
                     log.error("%s: %s", zone.name, error)
+        return succeeded
 
 
 def supervise(
@@ -90,8 +97,7 @@ def supervise(
     while named.poll() is None:
         if stop.wait(CHECK_INTERVAL):
             return _shut_down(named, fence, handover_wait)
-        if fence.bind.alive():
-            fence.check()
+        fence.check()
     log.error("named exited with status %s", named.returncode)
     return named.returncode or 1
 

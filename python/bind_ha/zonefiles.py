@@ -65,34 +65,28 @@ def _explain(spec: ZoneSpec, output: str) -> str:
     return f"{spec.origin}: " + "; ".join(reasons or ["rejected by named-compilezone"])
 
 
+def _compilezone(spec: ZoneSpec, *options: str) -> None:
+    """Run named-compilezone (BIND's own parser) on spec; ZoneError names the zone and line."""
+    try:
+        result = subprocess.run(
+            ["named-compilezone", *options], capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ZoneError(f"{spec.origin}: named-compilezone took over {TOOL_TIMEOUT}s") from None
+    if result.returncode != 0:
+        raise ZoneError(_explain(spec, result.stdout + result.stderr))
+
+
 def canonicalize(spec: ZoneSpec, *, workdir: Path) -> CanonicalZone:
-    """Check a zone with named-compilezone; ZoneError names the zone and line."""
+    """Check a zone and return BIND's canonical text of it (one record per line)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         source = Path(scratch) / f"{spec.name}.zone"
         target = Path(scratch) / f"{spec.name}.canonical"
         source.write_text(spec.text)
-        result = subprocess.run(
-            [
-                "named-compilezone",
-                "-k",
-                "fail",
-                "-s",
-                "full",
-                "-F",
-                "text",
-                "-o",
-                str(target),
-                spec.name,
-                str(source),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=TOOL_TIMEOUT,
-            check=False,
+        _compilezone(
+            spec, "-k", "fail", "-s", "full", "-F", "text", "-o", str(target), spec.name, str(source)
         )
-        if result.returncode != 0 or not target.exists():
-            raise ZoneError(_explain(spec, result.stdout + result.stderr))
         text = target.read_text()
     for line in text.splitlines():
         match = SOA_LINE.match(line)
@@ -114,15 +108,7 @@ def write_raw(zone: CanonicalZone, serial: int, zones_dir: Path) -> Path:
         text_file = Path(scratch) / "zone.txt"
         raw_file = Path(scratch) / "zone.raw"
         text_file.write_text(zone.with_serial(serial))
-        result = subprocess.run(
-            ["named-compilezone", "-F", "raw", "-o", str(raw_file), zone.spec.name, str(text_file)],
-            capture_output=True,
-            text=True,
-            timeout=TOOL_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise ZoneError(_explain(zone.spec, result.stdout + result.stderr))
+        _compilezone(zone.spec, "-F", "raw", "-o", str(raw_file), zone.spec.name, str(text_file))
         os.replace(raw_file, destination)
     journal_of(destination).unlink(missing_ok=True)
     return destination
@@ -132,23 +118,14 @@ def journal_of(zone_file: Path) -> Path:
     return zone_file.with_name(zone_file.name + ".jnl")
 
 
-def remove_zone_data(zones_dir: Path, spec: ZoneSpec) -> None:
-    """Discard a zone's file and journal (a demoted primary's possibly forked history)."""
-    data = zones_dir / spec.file_name
-    data.unlink(missing_ok=True)
-    journal_of(data).unlink(missing_ok=True)
-
-
 def fingerprint(zones: Iterable[ZoneSpec]) -> dict[str, str]:
     """Per-zone digest of type and text: what changed since the last look."""
     return {zone.name: hashlib.sha256(f"{zone.type}\0{zone.text}".encode()).hexdigest() for zone in zones}
 
 
-def sources_signature(zones_file: Path, zones_dir: Path | None) -> tuple[tuple[str, int, int], ...]:
-    """Cheap fingerprint (name, mtime, size) of the sources, to notice an edit within ~100 ms.
-
-    stat() follows symlinks, so a ConfigMap update (a swapped ..data link) shows up too.
-    """
+def sources_signature(zones_file: Path, zones_dir: Path | None) -> tuple[tuple[str, int, int, int], ...]:
+    """Cheap fingerprint (name, inode, mtime, size) of the sources, to notice an edit within
+    ~100 ms. stat() follows symlinks, so a ConfigMap update (a swapped ..data link) shows up."""
     paths = [zones_file]
     if zones_dir is not None and zones_dir.is_dir():
         paths += sorted(path for path in zones_dir.iterdir() if path.name.endswith(".zone"))
@@ -158,8 +135,17 @@ def sources_signature(zones_file: Path, zones_dir: Path | None) -> tuple[tuple[s
             stat = path.stat()
         except OSError:
             continue
-        signature.append((path.name, stat.st_mtime_ns, stat.st_size))
+        signature.append((path.name, stat.st_ino, stat.st_mtime_ns, stat.st_size))
     return tuple(signature)
+
+
+def _read(path: Path) -> str:
+    """A source file's text; unreadable or not UTF-8 is a ZoneError (a ConfigMap may be
+    swapped under us between listing and reading: the next look sees the new one)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ZoneError(f"{path}: cannot be read: {error}") from None
 
 
 def load_sources(zones_file: Path, zones_dir: Path | None, zones_dir_type: str) -> list[ZoneSpec]:
@@ -167,7 +153,7 @@ def load_sources(zones_file: Path, zones_dir: Path | None, zones_dir_type: str) 
     sources = []
     if zones_file.exists():
         try:
-            declared = yaml.safe_load(zones_file.read_text())
+            declared = yaml.safe_load(_read(zones_file))
         except yaml.YAMLError as error:
             raise ZoneError(f"{zones_file}: not valid YAML: {error}") from None
         sources.append(parse_zones(declared, str(zones_file)))
@@ -175,6 +161,6 @@ def load_sources(zones_file: Path, zones_dir: Path | None, zones_dir_type: str) 
         # ConfigMap volumes hold ..data links and dot-directories: only NAME.zone files count.
         files = sorted(path for path in zones_dir.iterdir() if path.name.endswith(".zone") and path.is_file())
         sources.append(
-            [zone_from_file(path.name, path.read_text(), zones_dir_type, str(zones_dir)) for path in files]
+            [zone_from_file(path.name, _read(path), zones_dir_type, str(zones_dir)) for path in files]
         )
     return merge(sources)

@@ -1,7 +1,7 @@
 """The zone model: zones declared in values (zones.yaml) or as NAME.zone files.
 
 Pure: parsing and validating declarations, and generating zone-file text.
-Checking the text itself is BIND's job (zonefiles.py runs named-checkzone).
+Checking the text itself is BIND's job (zonefiles.py runs named-compilezone).
 """
 
 from __future__ import annotations

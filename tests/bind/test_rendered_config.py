@@ -13,11 +13,13 @@ from tests.unit.test_render import view
 
 @pytest.mark.parametrize("role", ["primary", "secondary"])
 @pytest.mark.parametrize("primary", ["10.0.0.1", "fd00::1", None])
+@pytest.mark.parametrize("writable", [True, False])
 def test_renderings_are_valid_bind_configuration(
-    role: str, primary: str | None, tmp_path: pathlib.Path
+    role: str, primary: str | None, writable: bool, tmp_path: pathlib.Path
 ) -> None:
     conf = tmp_path / "named.conf"
-    conf.write_text(render(view(role, primary_address=primary, data_dir=tmp_path, run_dir=tmp_path)))
+    rendered = view(role, primary_address=primary, data_dir=tmp_path, run_dir=tmp_path, writable=writable)
+    conf.write_text(render(rendered))
     assert checkconf(conf) is None
 
 

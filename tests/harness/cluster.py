@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import shutil
 import ssl
@@ -36,7 +37,11 @@ DEFAULT_PORTS = {
     "controller_manager": 20257,
     "scheduler": 20259,
 }
-STATE_DIR = REPO / ".cluster"  # git-ignored: the record of `make cluster-up`
+
+
+def state_dir() -> pathlib.Path:
+    """Where `make cluster-up` records its cluster (git-ignored); tests point it elsewhere."""
+    return pathlib.Path(os.environ.get("BIND_HA_CLUSTER_DIR", REPO / ".cluster"))
 
 
 @dataclass
@@ -350,7 +355,7 @@ def _https_ok(url: str) -> bool:
 
 def _load_record() -> ClusterRecord | None:
     try:
-        return ClusterRecord(**json.loads((STATE_DIR / "state.json").read_text()))
+        return ClusterRecord(**json.loads((state_dir() / "state.json").read_text()))
     except FileNotFoundError:
         return None
 
@@ -366,16 +371,16 @@ def cluster_up() -> pathlib.Path:
         return pathlib.Path(record.kubeconfig)
     if record:
         cluster_down()
-    STATE_DIR.mkdir(exist_ok=True)
+    state_dir().mkdir(parents=True, exist_ok=True)
     state = pathlib.Path(tempfile.mkdtemp(prefix="bind-ha-cluster-"))
-    cluster = LocalCluster(state, Ports(**DEFAULT_PORTS), STATE_DIR / "kubeconfig")
+    cluster = LocalCluster(state, Ports(**DEFAULT_PORTS), state_dir() / "kubeconfig")
     try:
         cluster.up()
     except BaseException:
         shutil.rmtree(state, ignore_errors=True)
-        (STATE_DIR / "kubeconfig").unlink(missing_ok=True)
+        (state_dir() / "kubeconfig").unlink(missing_ok=True)
         raise
-    (STATE_DIR / "state.json").write_text(json.dumps(asdict(cluster.record()), indent=2))
+    (state_dir() / "state.json").write_text(json.dumps(asdict(cluster.record()), indent=2))
     print(f"cluster: up at {cluster.server}; state in {state}")
     return cluster.kubeconfig
 
@@ -388,8 +393,8 @@ def cluster_down() -> None:
     for process in reversed(record.owned()):
         process.stop()
     shutil.rmtree(record.state_dir, ignore_errors=True)
-    (STATE_DIR / "state.json").unlink()
-    (STATE_DIR / "kubeconfig").unlink(missing_ok=True)
+    (state_dir() / "state.json").unlink()
+    (state_dir() / "kubeconfig").unlink(missing_ok=True)
     print(f"cluster: stopped; removed {record.state_dir}")
 
 

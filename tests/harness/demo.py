@@ -18,25 +18,11 @@ import kubernetes
 
 from tests.harness import dnsclient
 from tests.harness.cluster import LocalCluster, Ports
+from tests.harness.examples import EXAMPLE_ZONES, REVERSE_ZONE
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import DNS_PORT, UPDATE_KEY, LocalPod, LocalRelease
 
-ZONES: list[dict[str, object]] = [
-    {
-        "name": "example.test",
-        "type": "static",
-        "ttl": 300,
-        "nameservers": ["ns1.example.test."],
-        "records": "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.80\n",
-    },
-    {"name": "dyn.example.test", "type": "dynamic", "ttl": 60, "nameservers": ["ns1.example.test."]},
-    {
-        "name": "2.0.192.in-addr.arpa",
-        "type": "static",
-        "nameservers": ["ns1.example.test."],
-        "records": "80 IN PTR www.example.test.\n",
-    },
-]
+ZONES = [*EXAMPLE_ZONES, REVERSE_ZONE]
 
 
 def say(text: str) -> None:
@@ -47,15 +33,13 @@ def say(text: str) -> None:
 def table(release: LocalRelease) -> None:
     print(
         f"    {'pod':<16} {'address':<14} {'role label':<11} {'role file':<10} "
-        f"{'example.test':>12} {'dyn.example.test':>16}  www.example.test"
+        f"{'example.test':>12} {'dyn.test':>16}  www.example.test"
     )
     for pod in release:
         alive = pod.agent_alive()
         label = pod.role_label() if alive else "-"
         role = pod.role_file() if alive else "(crashed)"
-        serials = [
-            dnsclient.serial(pod.address, DNS_PORT, zone) for zone in ("example.test", "dyn.example.test")
-        ]
+        serials = [dnsclient.serial(pod.address, DNS_PORT, zone) for zone in ("example.test", "dyn.test")]
         www = dnsclient.lookup(pod.address, DNS_PORT, "www.example.test")
         print(
             f"    {pod.name:<16} {pod.address:<14} {label or '-':<11} {role or '-':<10} "
@@ -97,11 +81,9 @@ def run(root: Path) -> None:
         say(f"elected: {leader.name} holds Lease demo/{release.lease().metadata.name} and is primary")
         key = (UPDATE_KEY, release.secret("update-secret"))
         follower = next(pod for pod in pods if pod is not leader)
-        rcode = dnsclient.update(
-            follower.address, DNS_PORT, "dyn.example.test", add={"app": "192.0.2.10"}, key=key
-        )
-        say(f"signed update of app.dyn.example.test sent to secondary {follower.name}: {rcode} (forwarded)")
-        wait_caught_up(release, leader, "dyn.example.test")
+        rcode = dnsclient.update(follower.address, DNS_PORT, "dyn.test", add={"app": "192.0.2.10"}, key=key)
+        say(f"signed update of app.dyn.test sent to secondary {follower.name}: {rcode} (forwarded)")
+        wait_caught_up(release, leader, "dyn.test")
         table(release)
 
         say(f"crashing {leader.name}: SIGKILL to its agent, its supervisor and named")
@@ -111,7 +93,7 @@ def run(root: Path) -> None:
         promoted_at = time.monotonic()
         while (
             dnsclient.update(
-                new.address, DNS_PORT, "dyn.example.test", add={"after": "192.0.2.11"}, key=key, timeout=1
+                new.address, DNS_PORT, "dyn.test", add={"after": "192.0.2.11"}, key=key, timeout=1
             )
             != "NOERROR"
         ):
@@ -122,7 +104,7 @@ def run(root: Path) -> None:
             f"accepting signed updates after {accepting_at - crashed_at:.2f}s "
             f"(lease duration {release.timing.lease_duration:g}s)"
         )
-        wait_caught_up(release, new, "dyn.example.test")
+        wait_caught_up(release, new, "dyn.test")
         table(release)
 
         say(f"graceful handover: SIGTERM to {new.name}'s named and agent, as a pod deletion would")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
 import dns.exception
@@ -96,3 +97,28 @@ def serial(address: str, port: int, zone: str) -> int | None:
     if reply.rcode() != dns.rcode.NOERROR or not reply.flags & dns.flags.AA or not reply.answer:
         return None
     return int(reply.answer[0][0].serial)
+
+
+class Presence:
+    """A cheap, repeatable check that one name has an A record at one server: the query is
+    built once and the answer read from the header, so a tight polling loop costs ~50 µs per
+    look and does not crowd out the servers it measures."""
+
+    def __init__(self, address: str, port: int, name: str) -> None:
+        query = dns.message.make_query(name, "A")
+        query.flags = 0
+        self.wire = query.to_wire()
+        self.target = (address, port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.settimeout(1)
+
+    def __call__(self) -> bool:
+        try:
+            self.sock.sendto(self.wire, self.target)
+            reply = self.sock.recv(4096)
+        except OSError:
+            return False
+        return int.from_bytes(reply[6:8], "big") > 0  # ANCOUNT
+
+    def close(self) -> None:
+        self.sock.close()

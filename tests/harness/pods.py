@@ -276,6 +276,17 @@ class LocalPod:
         self.agent = self.supervisor = None
         self.named_pid = None
 
+    def probe(self) -> subprocess.CompletedProcess[str]:
+        """named's readiness probe, as the kubelet would run it in this pod."""
+        return subprocess.run(
+            [sys.executable, str(REPO / "hooks" / "probe.py")],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
     def agent_alive(self) -> bool:
         return self.agent is not None and self.agent.alive()
 
@@ -435,6 +446,20 @@ class LocalRelease:
                 return
             assert time.monotonic() < deadline, f"agents not all healthy: {statuses}\\n{self.logs_tail()}"
             time.sleep(0.05)
+
+    def start_pods(
+        self, count: int, zones: tuple[str, ...] = ("example.test", "dyn.test")
+    ) -> tuple[LocalPod, list[LocalPod]]:
+        """count new pods, started; returns (leader, followers) once every agent is up and every
+        zone has reached every pod."""
+        pods = self.add_pods(count)
+        for pod in pods:
+            pod.start()
+        leader = self.wait_for_leader()
+        self.wait_for_agents()
+        for zone in zones:
+            self.wait_converged(zone)
+        return leader, [pod for pod in pods if pod is not leader]
 
     def wait_converged(self, zone: str, *, timeout: float = 15, pods: list[LocalPod] | None = None) -> int:
         """Wait until every running pod (or those given) serves the same serial of zone; return it."""

@@ -10,20 +10,9 @@ import kubernetes
 import pytest
 
 from tests.harness.cluster import LocalCluster
+from tests.harness.examples import EXAMPLE_ZONES
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import LocalRelease
-
-EXAMPLE_ZONES: list[dict[str, object]] = [
-    {
-        "name": "example.test",
-        "type": "static",
-        "ttl": 300,
-        "soa": {"mname": "ns1.example.test.", "rname": "hostmaster.example.test."},
-        "nameservers": ["ns1.example.test."],
-        "records": "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.80\n",
-    },
-    {"name": "dyn.test", "type": "dynamic", "ttl": 60, "nameservers": ["ns1.example.test."]},
-]
 
 
 @pytest.fixture

@@ -31,25 +31,6 @@ def monitor(release: LocalRelease, api_client: kubernetes.client.ApiClient) -> I
         watcher.stop()
 
 
-def started(release: LocalRelease, count: int) -> tuple[LocalPod, list[LocalPod]]:
-    pods = release.add_pods(count)
-    for pod in pods:
-        pod.start()
-    leader = release.wait_for_leader()
-    release.wait_for_agents()
-    # Let the followers transfer every zone before anything fails.
-
-    for pod in pods:
-        for zone in ("example.test", "dyn.test"):
-            deadline = time.monotonic() + 10
-            while dnsclient.serial(pod.address, DNS_PORT, zone) != dnsclient.serial(
-                leader.address, DNS_PORT, zone
-            ):
-                assert time.monotonic() < deadline, f"{pod.name} never caught up on {zone}"
-                time.sleep(0.05)
-    return leader, [pod for pod in pods if pod is not leader]
-
-
 def accepted_within(release: LocalRelease, pod: LocalPod, name: str, ip: str, timeout: float) -> float:
     """Keep sending a signed update to pod until it is accepted; the monotonic time it was."""
     deadline = time.monotonic() + timeout
@@ -75,7 +56,7 @@ def visible_on(pod: LocalPod, name: str, ip: str, timeout: float = 5) -> None:
 def test_crash_of_the_primary_promotes_a_follower_within_lease_duration_plus_2s(
     release: LocalRelease, monitor: PrimaryLabelMonitor
 ) -> None:
-    old, followers = started(release, 3)
+    old, followers = release.start_pods(3)
     crashed_at = time.monotonic()
     print(f"crash at {datetime.datetime.now(datetime.UTC)}")
     old.crash()
@@ -95,7 +76,7 @@ def test_crash_of_the_primary_promotes_a_follower_within_lease_duration_plus_2s(
 def test_sigterm_of_the_primary_agent_hands_over_well_within_a_lease_duration(
     release: LocalRelease, monitor: PrimaryLabelMonitor
 ) -> None:
-    old, _followers = started(release, 3)
+    old, _followers = release.start_pods(3)
     signalled_at = time.monotonic()
     old.kill_agent(signal.SIGTERM)
     new = release.wait_for_leader(excluding=old, timeout=15)
@@ -153,7 +134,7 @@ def new_holder_acquired_at(release: LocalRelease, old: LocalPod, timeout: float)
 def test_a_primary_cut_off_from_the_api_fences_before_anyone_can_acquire(
     release: LocalRelease, mode: str
 ) -> None:
-    old, _followers = started(release, 3)
+    old, _followers = release.start_pods(3)
     probe = UpdateProbe(release, old)
     probe.start()
     time.sleep(0.5)
@@ -173,7 +154,7 @@ def test_a_primary_cut_off_from_the_api_fences_before_anyone_can_acquire(
 def test_a_primary_whose_agent_hangs_or_dies_stops_taking_writes_within_lease_duration(
     release: LocalRelease, sig: signal.Signals
 ) -> None:
-    old, _followers = started(release, 3)
+    old, _followers = release.start_pods(3)
     probe = UpdateProbe(release, old)
     probe.start()
     time.sleep(0.5)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import urllib.request
 
 import kubernetes
 
 from tests.harness import dnsclient
-from tests.harness.pods import DNS_PORT, HEALTH_PORT, REPO, LocalPod, LocalRelease
+from tests.harness.pods import DNS_PORT, HEALTH_PORT, LocalPod, LocalRelease
 
 
 def get(pod: LocalPod, path: str) -> tuple[int, str]:
@@ -71,29 +69,18 @@ def test_transitions_are_posted_as_kubernetes_events(release: LocalRelease) -> N
     assert promoted[0].source.component == "bind-ha-agent"
 
 
-def probe(pod: LocalPod) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "hooks" / "probe.py")],
-        env=pod.env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def test_named_readiness_probe_needs_every_zone_to_answer_authoritatively(release: LocalRelease) -> None:
     (pod,) = release.add_pods(1)
     pod.start()
     release.wait_for_leader()
     deadline = time.monotonic() + 10
-    while (ready := probe(pod)).returncode != 0:  # ready once the agent marks its zones in step
+    while (ready := pod.probe()).returncode != 0:  # ready once the agent marks its zones in step
         assert time.monotonic() < deadline, ready.stdout
         time.sleep(0.2)
     assert ready.stdout.strip() == "ready"
     # A zone named.conf lists but named cannot serve makes the pod unready.
     (pod.run_dir / "zones.json").write_text('[{"name": "missing.test", "dynamic": false, "synced": true}]')
-    unready = probe(pod)
+    unready = pod.probe()
     assert unready.returncode == 1 and "missing.test: REFUSED" in unready.stdout
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -14,20 +12,8 @@ import urllib.request
 import kubernetes
 
 from tests.harness import dnsclient
+from tests.harness.examples import EXAMPLE_ZONES
 from tests.harness.pods import DNS_PORT, HEALTH_PORT, LocalPod, LocalRelease
-from tests.harness.tools import REPO
-from tests.integration.conftest import EXAMPLE_ZONES
-
-
-def started(release: LocalRelease, count: int) -> tuple[LocalPod, list[LocalPod]]:
-    pods = release.add_pods(count)
-    for pod in pods:
-        pod.start()
-    leader = release.wait_for_leader()
-    release.wait_for_agents()
-    for zone in ("example.test", "dyn.test"):
-        release.wait_converged(zone)
-    return leader, [pod for pod in pods if pod is not leader]
 
 
 def identical_everywhere(release: LocalRelease, zone: str, pods: list[LocalPod]) -> list[str]:
@@ -62,7 +48,7 @@ def dnspython_burst(release: LocalRelease, pod: LocalPod, prefix: str, count: in
 def test_bursts_of_200_updates_through_the_primary_and_a_secondary_leave_identical_replicas(
     release: LocalRelease,
 ) -> None:
-    leader, followers = started(release, 3)
+    leader, followers = release.start_pods(3)
     everyone = [leader, *followers]
     nsupdate_burst(release, leader, "p-ns", 100)
     dnspython_burst(release, leader, "p-py", 100)
@@ -76,7 +62,7 @@ def test_bursts_of_200_updates_through_the_primary_and_a_secondary_leave_identic
 
 def test_external_dns_and_cert_manager_paths(release: LocalRelease) -> None:
     """ExternalDNS lists records by AXFR with its update key; cert-manager adds then removes a TXT."""
-    leader, followers = started(release, 2)
+    leader, followers = release.start_pods(2)
     listed = dnsclient.axfr(followers[0].address, DNS_PORT, "dyn.test", key=release.update_key())
     assert any(" SOA " in line for line in listed)
     challenge = ['update add _acme-challenge.www.dyn.test 60 TXT "token-123"']
@@ -102,7 +88,7 @@ def test_external_dns_and_cert_manager_paths(release: LocalRelease) -> None:
 def test_a_crash_after_acknowledged_updates_promotes_the_most_current_pod_and_never_forks(
     release: LocalRelease,
 ) -> None:
-    old, (ahead, behind) = started(release, 3)
+    old, (ahead, behind) = release.start_pods(3)
     assert ahead.named_pid and behind.named_pid
     os.kill(behind.named_pid, signal.SIGSTOP)  # `behind` misses the next updates
     try:
@@ -161,7 +147,7 @@ class Writer(threading.Thread):
 def test_a_graceful_switchover_under_a_stream_of_updates_loses_no_acknowledged_update(
     release: LocalRelease,
 ) -> None:
-    old, survivors = started(release, 3)
+    old, survivors = release.start_pods(3)
     writer = Writer(release, survivors)
     writer.start()
     time.sleep(1.5)
@@ -185,7 +171,7 @@ def serves(pod: LocalPod, name: str) -> list[str]:
 def test_a_static_zone_edit_reaches_every_replica_within_5s_and_a_broken_edit_keeps_the_old_data(
     release: LocalRelease,
 ) -> None:
-    leader, followers = started(release, 3)
+    leader, followers = release.start_pods(3)
     everyone = [leader, *followers]
     zones = [dict(zone) for zone in EXAMPLE_ZONES]
     zones[0]["records"] = "ns1 IN A 192.0.2.1\nwww IN A 192.0.2.81\n"
@@ -220,7 +206,7 @@ def pod_metrics(pod: LocalPod) -> str:
 
 
 def test_zones_are_added_and_removed_on_every_pod_without_a_restart(release: LocalRelease) -> None:
-    leader, followers = started(release, 3)
+    leader, followers = release.start_pods(3)
     everyone = [leader, *followers]
     reverse = {
         "name": "2.0.192.in-addr.arpa",
@@ -254,7 +240,7 @@ def test_zones_are_added_and_removed_on_every_pod_without_a_restart(release: Loc
 
 
 def test_a_restarted_pod_keeps_its_dynamic_data_and_is_unready_until_in_step(release: LocalRelease) -> None:
-    leader, (follower, _other) = started(release, 3)
+    leader, (follower, _other) = release.start_pods(3)
     dnspython_burst(release, leader, "before", 3)
     release.wait_converged("dyn.test")
     follower.stop()
@@ -268,32 +254,20 @@ def test_a_restarted_pod_keeps_its_dynamic_data_and_is_unready_until_in_step(rel
         # It serves the data it had (never an empty zone) but is not ready: that data is old.
         assert dnsclient.lookup(follower.address, DNS_PORT, "before0.dyn.test") == ["192.0.2.7"]
         assert dnsclient.lookup(follower.address, DNS_PORT, "during0.dyn.test") == []
-        verdict = probe_output(follower)
+        verdict = follower.probe().stdout.strip()
         assert "dyn.test: not yet in step with the primary" in verdict, verdict
     finally:
         os.kill(leader.named_pid, signal.SIGCONT)
     release.wait_converged("dyn.test")
     deadline = time.monotonic() + 10
-    while probe_output(follower) != "ready":
-        assert time.monotonic() < deadline, probe_output(follower)
+    while follower.probe().stdout.strip() != "ready":
+        assert time.monotonic() < deadline, follower.probe().stdout.strip()
         time.sleep(0.2)
     assert dnsclient.lookup(follower.address, DNS_PORT, "during0.dyn.test") == ["192.0.2.7"]
 
 
-def probe_output(pod: LocalPod) -> str:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "hooks" / "probe.py")],
-        env=pod.env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return result.stdout.strip()
-
-
 def test_a_whole_release_restarted_on_its_data_keeps_every_dynamic_record(release: LocalRelease) -> None:
-    leader, followers = started(release, 3)
+    leader, followers = release.start_pods(3)
     dnspython_burst(release, leader, "kept", 10)
     everyone = [leader, *followers]
     before = identical_everywhere(release, "dyn.test", everyone)

@@ -71,3 +71,8 @@ def test_listen_addresses_follow_the_address_family() -> None:
 
 def test_equal_views_render_equal_text() -> None:
     assert render(view("primary")) == render(view("primary"))
+
+
+def test_while_promoting_only_the_pod_local_key_may_update() -> None:
+    text = render(view("primary", writable=False))
+    assert 'update-policy { grant "rndc" zonesub ANY; };' in text and 'grant "upd"' not in text
