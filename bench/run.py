@@ -211,7 +211,7 @@ def lost_updates(release: LocalRelease, survivors: list[LocalPod], acknowledged:
 def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bool) -> None:
     """Crash (or gracefully stop) the primary `runs` times under a stream of updates."""
     kind = "crash" if crash else "graceful"
-    switch_times, follow_times, lost = [], [], 0
+    switch_times, follow_times, lost, acknowledged = [], [], 0, 0
     for run in range(runs):
         old = release.wait_for_leader(timeout=60)
         release.wait_converged("dyn.test", timeout=30)
@@ -233,6 +233,7 @@ def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bo
         writer.join()
         stopping.join()
         lost += lost_updates(release, survivors, writer.acknowledged)
+        acknowledged += len(writer.acknowledged)
         old.start()  # the kubelet restarts the pod's containers on the same volume
         release.wait_for_agents(timeout=60)
         log(f"{kind} {run + 1}/{runs}: {old.name} -> {new.name} in {switch_times[-1]:.3f}s")
@@ -251,7 +252,7 @@ def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bo
         f"{kind}_lost_acknowledged",
         f"acknowledged updates lost in {runs} {kind} switchovers",
         lost,
-        "updates at ~100/s to random live pods during each switch",
+        f"of {acknowledged} acknowledged; updates at ~100/s to random live pods during each switch",
     )
 
 

@@ -365,16 +365,16 @@ class LocalBind:
         return Status(healthy=True, serials=serials)
 
     def live_status(self, address: str) -> Status | None:
-        """A peer's serials, asked of its named directly; None when it does not answer at all."""
-        answers = {
-            spec.name: soa.ask(spec.name, address, self.settings.dns_port, 0.3)
-            for spec in self.catalog.specs()
-        }
-        if not any(answer.answered for answer in answers.values()):
-            return None
-        return Status(
-            healthy=True, serials={zone: a.serial for zone, a in answers.items() if a.serial is not None}
-        )
+        """A peer's serials, asked of its named directly; None when it does not answer (a crashed
+        pod: one short timeout, not one per zone)."""
+        serials = {}
+        for spec in self.catalog.specs():
+            answer = soa.ask(spec.name, address, self.settings.dns_port, 0.3)
+            if not answer.answered:
+                return None
+            if answer.serial is not None:
+                serials[spec.name] = answer.serial
+        return Status(healthy=True, serials=serials) if self.catalog.specs() else None
 
     def update_synced(self, status: Status, primary_ip: str | None) -> None:
         """Mark zones whose served serial has caught up with the primary's (sticky until named
@@ -419,7 +419,8 @@ class LocalBind:
 
     def await_replication(self, pods: list[Peer], timeout: float) -> None:
         """Before handing over, wait (bounded) until every healthy peer serves our last serial
-        of every dynamic zone: the next primary then starts from every acknowledged update."""
+        of every dynamic zone: the next primary then starts from every acknowledged update.
+        A peer whose named does not answer at all (a crashed pod) is not waited for."""
         ours = {zone: self.bind.serial(zone) for zone in self.dynamic_zones()}
         targets = [
             peer.ip
@@ -437,10 +438,11 @@ class LocalBind:
             if left <= 0:
                 log.warning("handing over although %d peer zone(s) lag: %s", len(pending), pending[:5])
                 return
-            pending = [
-                (ip, zone)
-                for ip, zone in pending
-                if soa.ask(zone, ip, self.settings.dns_port, min(0.5, left)).serial != ours[zone]
-            ]
+            still = []
+            for ip, zone in pending:
+                answer = soa.ask(zone, ip, self.settings.dns_port, min(0.2, left))
+                if answer.answered and answer.serial != ours[zone]:
+                    still.append((ip, zone))
+            pending = still
             if pending:
                 time.sleep(0.01)
