@@ -2,7 +2,7 @@
 # (the main job) and `make test` (every tier). CI runs .ci/run, which calls these.
 SHELL := /bin/bash
 CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bind-ha
-export PATH := $(CACHE)/bin:$(CURDIR)/.venv/bin:$(PATH)
+export PATH := $(CACHE)/bin:$(CURDIR)/.venv/bin:$(PATH):/usr/sbin:/sbin
 PYTHON := $(CURDIR)/.venv/bin/python
 ISOLATED := $(CURDIR)/.ci/isolated
 PYTEST := $(ISOLATED) $(PYTHON) -m pytest

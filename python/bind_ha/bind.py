@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import dns.update
 from bind_ha import soa
 from bind_ha.keys import TsigKey
 
+log = logging.getLogger("bind_ha.bind")
 RNDC_TIMEOUT = 10.0
 ALIVE_TIMEOUT = 2.0
 
@@ -70,6 +73,17 @@ class Bind:
 
     def reload(self, zone: str) -> None:
         self.rndc("reload", zone)
+
+    def each(self, action: Callable[[str], None], zones: Iterable[str]) -> bool:
+        """Apply action (e.g. self.freeze) to every zone; log failures; True if all succeeded."""
+        succeeded = True
+        for zone in zones:
+            try:
+                action(zone)
+            except BindError as error:
+                succeeded = False
+                log.error("%s %s: %s", getattr(action, "__name__", "rndc"), zone, error)
+        return succeeded
 
     def freeze(self, zone: str) -> None:
         """Stop accepting updates to a dynamic zone; queries are still answered."""

@@ -284,18 +284,10 @@ class LocalBind:
     # ---- fencing ------------------------------------------------------------------------------
 
     def freeze_dynamic(self) -> None:
-        for zone in sorted(self.dynamic_zones()):
-            try:
-                self.bind.freeze(zone)
-            except BindError as error:
-                log.error("freeze %s: %s", zone, error)
+        self.bind.each(self.bind.freeze, sorted(self.dynamic_zones()))
 
     def thaw_dynamic(self) -> None:
-        for zone in sorted(self.dynamic_zones()):
-            try:
-                self.bind.thaw(zone)
-            except BindError as error:
-                log.error("thaw %s: %s", zone, error)
+        self.bind.each(self.bind.thaw, sorted(self.dynamic_zones()))
         self.state.fenced = False
         self.metrics.set("bind_ha_fenced", 0)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from bind_ha.bind import Bind, BindError
+from bind_ha.bind import Bind
 from bind_ha.clock import Clock, SystemClock
 from bind_ha.peers import PRIMARY
 from bind_ha.runstate import RunDir
@@ -64,16 +64,8 @@ class Fence:
             self._each_dynamic(self.bind.freeze)
 
     def _each_dynamic(self, action: Callable[[str], None]) -> bool:
-        """Apply action to every dynamic zone; True when it succeeded on all of them."""
-        succeeded = True
-        for zone in self.run.zones() or []:
-            if zone.dynamic:
-                try:
-                    action(zone.name)
-                except BindError as error:
-                    succeeded = False
-                    log.error("%s: %s", zone.name, error)
-        return succeeded
+        """Apply action to every dynamic zone of the applied config; True if all succeeded."""
+        return self.bind.each(action, [zone.name for zone in self.run.zones() or [] if zone.dynamic])
 
 
 def supervise(

@@ -89,23 +89,8 @@ def test_renders_and_passes_kubeconform_strict(
 ) -> None:
     manifest = render_text(files=[values] if values else [])
     kinds = [doc["kind"] for doc in yaml.safe_load_all(manifest) if doc]
-    result = subprocess.run(
-        [
-            tool("kubeconform"),
-            "-strict",
-            "-summary",
-            "-output",
-            "json",
-            "-skip",
-            "ServiceMonitor",
-            "-schema-location",
-            f"{kubeconform_schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
-            "-",
-        ],
-        input=manifest,
-        capture_output=True,
-        text=True,
-        check=False,
+    result = kubeconform(
+        manifest, kubeconform_schemas, "-summary", "-output", "json", "-skip", "ServiceMonitor"
     )
     assert result.returncode == 0, f"kubeconform rejected the manifests:\n{result.stdout}\n{result.stderr}"
     summary = json.loads(result.stdout)["summary"]
@@ -113,24 +98,24 @@ def test_renders_and_passes_kubeconform_strict(
     assert summary == {"valid": len(kinds) - skipped, "invalid": 0, "errors": 0, "skipped": skipped}
 
 
-def test_kubeconform_catches_an_invalid_manifest(kubeconform_schemas: pathlib.Path) -> None:
-    """The offline schemas really validate (an unknown field fails under -strict)."""
-    manifest = render_text().replace(
-        "podManagementPolicy: Parallel", "podManagementPolicy: Parallel\n  bogus: 1"
-    )
-    result = subprocess.run(
-        [
-            tool("kubeconform"),
-            "-strict",
-            "-schema-location",
-            f"{kubeconform_schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
-            "-",
-        ],
+def kubeconform(manifest: str, schemas: pathlib.Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """kubeconform -strict against the offline schemas, reading manifests from stdin."""
+    location = f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json"
+    return subprocess.run(
+        [tool("kubeconform"), "-strict", *options, "-schema-location", location, "-"],
         input=manifest,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_kubeconform_catches_an_invalid_manifest(kubeconform_schemas: pathlib.Path) -> None:
+    """The offline schemas really validate (an unknown field fails under -strict)."""
+    manifest = render_text().replace(
+        "podManagementPolicy: Parallel", "podManagementPolicy: Parallel\n  bogus: 1"
+    )
+    result = kubeconform(manifest, kubeconform_schemas)
     assert result.returncode != 0
     assert "additional properties 'bogus' not allowed" in result.stdout
 

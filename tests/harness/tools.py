@@ -40,4 +40,4 @@ def tool(name: str) -> str:
 
 def path_with_tools() -> str:
     """PATH with the pinned tools first (the host's kubectl is not the pinned one)."""
-    return f"{BIN}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"
+    return f"{BIN}:{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
