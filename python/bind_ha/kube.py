@@ -165,10 +165,7 @@ class Kube:
             label_selector=self.settings.peer_selector,
             _request_timeout=bounded(timeout),
         )
-        return [self._peer(pod) for pod in pods.items]
-
-    def _peer(self, pod: Any) -> Peer:
-        return pod_to_peer(pod, self.settings)
+        return [pod_to_peer(pod, self.settings) for pod in pods.items]
 
     def set_role(self, pod: str, role: str, timeout: float) -> None:
         self.requests += 1
@@ -182,25 +179,20 @@ class Kube:
         )
 
     def publish_status(self, status: Status, timeout: float) -> None:
-        self.requests += 1
-        _call(
-            "annotate own pod",
-            self.core.patch_namespaced_pod,
-            self.settings.pod_name,
-            self.settings.namespace,
-            {"metadata": {"annotations": {self.settings.status_annotation: status.to_json()}}},
-            _request_timeout=bounded(timeout),
-        )
+        self._annotate_own_pod("publish status", self.settings.status_annotation, status.to_json(), timeout)
 
     def heartbeat(self, beat: str, timeout: float) -> None:
-        """The leader marks each renewal on its pod: followers watching pods see it at once."""
+        """The leader announces each Lease write on its pod: followers watching pods see it at once."""
+        self._annotate_own_pod("heartbeat", self.settings.heartbeat_annotation, beat, timeout)
+
+    def _annotate_own_pod(self, what: str, key: str, value: str, timeout: float) -> None:
         self.requests += 1
         _call(
-            "heartbeat",
+            what,
             self.core.patch_namespaced_pod,
             self.settings.pod_name,
             self.settings.namespace,
-            {"metadata": {"annotations": {self.settings.heartbeat_annotation: beat}}},
+            {"metadata": {"annotations": {key: value}}},
             _request_timeout=bounded(timeout),
         )
 
@@ -268,14 +260,11 @@ class PodCache(threading.Thread):
         with self._lock:
             if self._pods is None:
                 return None
-            return [self._peer(pod) for pod in self._pods.values()]
-
-    def _peer(self, pod: Any) -> Peer:
-        return pod_to_peer(pod, self.settings)
+            return [pod_to_peer(pod, self.settings) for pod in self._pods.values()]
 
     def _relevant(self, pod: Any) -> tuple[object, ...]:
         """What a change must touch to wake the agent. Our own heartbeat is not news to us."""
-        peer = self._peer(pod)
+        peer = pod_to_peer(pod, self.settings)
         own = peer.name == self.settings.pod_name
         beat = None if own else (pod.metadata.annotations or {}).get(self.settings.heartbeat_annotation)
         return (peer.uid, peer.ip, peer.role, peer.deleting, beat)
