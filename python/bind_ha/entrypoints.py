@@ -60,17 +60,19 @@ def agent() -> int:
     def post_event(reason: str, message: str, warning: bool) -> None:
         kube.event(reason, message, warning=warning)
 
+    catalog = catalog_for(settings)
     local = LocalBind(
         settings=settings,
         keys=keys,
         bind=local_bind(settings),
-        catalog=catalog_for(settings),
+        catalog=catalog,
         run=run,
         metrics=metrics,
         clock=clock,
         events=post_event,
     )
     the_agent = Agent(settings=settings, kube=kube, local=local, clock=clock, metrics=metrics, run=run)
+    catalog.on_ready = the_agent.wake.set  # zones compile off the election thread: apply them at once
     stop = threading.Event()
     cache = PodCache(settings, api_client(settings), the_agent.peer_changed, stop)
     the_agent.cached_peers = cache.peers
