@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from bind_ha.settings import Settings
 TRANSFER_SECRET_FILE = "transfer-secret"
 UPDATE_SECRET_FILE = "update-secret"
 RNDC_KEY_NAME = "bind-ha-rndc"
+# RFC 2104 (and BIND's tsig-keygen): a key is at least as long as the hash's output.
+MIN_SECRET_BYTES = {"hmac-sha224": 28, "hmac-sha256": 32, "hmac-sha384": 48, "hmac-sha512": 64}
+BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass(frozen=True)
@@ -30,36 +34,54 @@ class Keys:
     transfer: TsigKey
     update: TsigKey
     rndc: TsigKey
+    clients: tuple[TsigKey, ...] = ()  # per-client keys (settings.tsig_clients), same order
 
 
 class SecretError(ValueError):
     """A TSIG secret is missing or not base64; the message names the file."""
 
 
-def read_secret(path: Path) -> str:
+def check_secret(secret: str, algorithm: str, where: str) -> str:
+    """A TSIG secret as BIND's `secret` takes it: base64 of at least the hash's length in bytes.
+    (Only base64 characters reach named.conf, so a secret cannot break out of its quotes.)"""
+    minimum = MIN_SECRET_BYTES[algorithm]
+    try:
+        if len(secret) > 4096 or not BASE64.fullmatch(secret):
+            raise binascii.Error
+        decoded = base64.b64decode(secret, validate=True)
+    except binascii.Error:
+        raise SecretError(f"TSIG secret {where} is not valid base64") from None
+    if len(decoded) < minimum:
+        raise SecretError(
+            f"TSIG secret {where} is shorter than {minimum} bytes (the {algorithm} hash length); "
+            "make one with `openssl rand -base64 64`"
+        )
+    return secret
+
+
+def read_secret(path: Path, algorithm: str = "hmac-sha256") -> str:
     try:
         secret = path.read_text().strip()
     except FileNotFoundError:
         raise SecretError(f"TSIG secret {path} is missing (is the tsig Secret mounted?)") from None
-    try:
-        if len(base64.b64decode(secret, validate=True)) < 16:
-            raise SecretError(f"TSIG secret {path} is shorter than 16 bytes")
-    except binascii.Error:
-        raise SecretError(f"TSIG secret {path} is not valid base64") from None
-    return secret
+    except (OSError, UnicodeDecodeError):
+        raise SecretError(f"TSIG secret {path} cannot be read") from None
+    return check_secret(secret, algorithm, str(path))
 
 
 def load_keys(settings: Settings) -> Keys:
     """The TSIG keys from the mounted Secret, and the rndc key (made on first use)."""
-    transfer = TsigKey(
-        settings.transfer_key_name,
-        settings.tsig_algorithm,
-        read_secret(settings.tsig_dir / TRANSFER_SECRET_FILE),
+    algorithm = settings.tsig_algorithm
+
+    def key(name: str, file_name: str) -> TsigKey:
+        return TsigKey(name, algorithm, read_secret(settings.tsig_dir / file_name, algorithm))
+
+    return Keys(
+        transfer=key(settings.transfer_key_name, TRANSFER_SECRET_FILE),
+        update=key(settings.update_key_name, UPDATE_SECRET_FILE),
+        rndc=ensure_rndc_key(settings),
+        clients=tuple(key(client.name, client.secret_file) for client in settings.tsig_clients),
     )
-    update = TsigKey(
-        settings.update_key_name, settings.tsig_algorithm, read_secret(settings.tsig_dir / UPDATE_SECRET_FILE)
-    )
-    return Keys(transfer=transfer, update=update, rndc=ensure_rndc_key(settings))
 
 
 def private_write(path: Path, text: str) -> None:

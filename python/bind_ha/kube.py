@@ -8,6 +8,7 @@ zone ("...T12:00:00.000000Z"), which the API server requires for MicroTime.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from bind_ha.election import LeaseRecord
-from bind_ha.peers import Peer, Status
+from bind_ha.peers import Peer, Status, parse_status
 from bind_ha.settings import Settings
 
 log = logging.getLogger("bind_ha.kube")
@@ -83,15 +84,30 @@ def _record(spec: Any) -> LeaseRecord:
     )
 
 
+_bad_statuses: set[tuple[str, str]] = set()  # (pod UID, problem) already logged
+
+
+def _address(raw: object) -> str | None:
+    """A pod's IP, or None: it goes into named.conf, so it must be an address and nothing else."""
+    try:
+        return str(ipaddress.ip_address(raw)) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
 def pod_to_peer(pod: Any, settings: Settings) -> Peer:
     labels = pod.metadata.labels or {}
     annotations = pod.metadata.annotations or {}
+    status, problem = parse_status(annotations.get(settings.status_annotation))
+    if problem is not None and (pod.metadata.uid, problem) not in _bad_statuses:
+        _bad_statuses.add((pod.metadata.uid, problem))
+        log.warning("pod %s: its status annotation counts as none: %s", pod.metadata.name, problem)
     return Peer(
         name=pod.metadata.name,
         uid=pod.metadata.uid,
-        ip=pod.status.pod_ip if pod.status else None,
+        ip=_address(pod.status.pod_ip) if pod.status else None,
         role=labels.get(settings.role_label),
-        status=Status.from_json(annotations.get(settings.status_annotation)),
+        status=status,
         deleting=pod.metadata.deletion_timestamp is not None,
     )
 

@@ -4,6 +4,11 @@ Each agent publishes on its own pod an annotation with its health and per-zone
 SOA serials. Like Patroni, a follower defers to a healthier peer or one with
 higher serials, so the most up-to-date pod becomes primary; after one lease
 duration it stops deferring, so a set of pods can never deadlock.
+
+Anyone who may edit pods in the namespace can write that annotation, so it is
+hostile input: parse_status caps its size and checks every field (a bad one
+counts as no status), and a promotion ignores published serials more than
+SERIAL_WINDOW away from the serial its own named serves (plausible_serials).
 """
 
 from __future__ import annotations
@@ -11,12 +16,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from bind_ha.zonemodel import ZoneError, normalize_name
 
 PRIMARY = "primary"
 SECONDARY = "secondary"
 ROLES = (PRIMARY, SECONDARY)
 SERIAL_SPACE = 2**32
 MISSING_DATA_FACTOR = 6
+STATUS_MAX_BYTES = 64 * 1024  # of the annotation's text; checked before parsing
+STATUS_FIELDS = ("healthy", "serials")
+# A published serial further than this from the serial this pod serves (either way, in
+# RFC 1982 arithmetic) is not believed: honest replicas differ by the updates not yet
+# replicated, far fewer than 2^24 (16,777,216); a serial lifted past 2^31 is ignored by BIND.
+SERIAL_WINDOW = 2**24
 
 
 def serial_newer(a: int, b: int) -> bool:
@@ -55,14 +69,7 @@ class Status:
     @classmethod
     def from_json(cls, text: str | None) -> Status | None:
         """Parse a peer's annotation; a malformed one counts as no status at all."""
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-            serials = {str(zone): int(serial) for zone, serial in dict(data.get("serials", {})).items()}
-            return cls(healthy=bool(data["healthy"]), serials=serials)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
+        return parse_status(text)[0]
 
     def more_current_than(self, other: Status) -> bool:
         """At least as new for every zone, newer for one (a partial order)."""
@@ -74,6 +81,83 @@ class Status:
             elif serial_newer(theirs, serial):
                 return False
         return newer_somewhere
+
+
+class StatusError(ValueError):
+    """A published status is malformed; the message says what, without echoing it."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise StatusError(f"{name} is not a serial")
+
+
+def _reject_float(text: str) -> Any:
+    raise StatusError("a serial must be an integer")
+
+
+def _serials(raw: object) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        raise StatusError("serials must be an object")
+    serials = {}
+    for zone, serial in raw.items():
+        try:
+            valid_name = normalize_name(zone, "zone") == zone
+        except ZoneError:
+            valid_name = False
+        if not valid_name:
+            raise StatusError("serials has a key that is not a lowercase zone name")
+        if type(serial) is not int or not 0 <= serial < SERIAL_SPACE:
+            raise StatusError(f"serial of {zone} is not an integer in 0..2^32-1")
+        serials[zone] = serial
+    return serials
+
+
+def parse_status(text: str | None) -> tuple[Status | None, str | None]:
+    """(status, None), or (None, what is wrong) for a malformed annotation; (None, None) when
+    there is none. Never raises, whatever the text: size is capped before parsing, nesting
+    depth and number forms are refused by the parser, every field is type-checked."""
+    if not text:
+        return None, None
+    if len(text) > STATUS_MAX_BYTES:
+        return None, f"status annotation is {len(text)} characters, over {STATUS_MAX_BYTES}"
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_reject_float)
+        if not isinstance(data, dict):
+            raise StatusError("status is not a JSON object")
+        missing = [name for name in STATUS_FIELDS if name not in data]
+        if missing:
+            raise StatusError(f"status lacks {', '.join(missing)}")
+        if type(data["healthy"]) is not bool:
+            raise StatusError("healthy is not true or false")
+        return Status(healthy=data["healthy"], serials=_serials(data["serials"])), None
+    except StatusError as error:
+        return None, str(error)
+    except (ValueError, RecursionError, MemoryError) as error:  # JSON syntax, depth, huge numbers
+        return None, f"status is not valid JSON ({type(error).__name__})"
+
+
+def plausible_serials(published: Iterable[int], *, anchor: int) -> tuple[list[int], list[int]]:
+    """(kept, ignored): published serials within SERIAL_WINDOW of anchor (the serial this pod
+    serves) in serial arithmetic, in their order, and those further away."""
+    kept: list[int] = []
+    ignored: list[int] = []
+    for serial in published:
+        distance = (serial - anchor) % SERIAL_SPACE
+        near = min(distance, SERIAL_SPACE - distance) <= SERIAL_WINDOW
+        (kept if near else ignored).append(serial)
+    return kept, ignored
+
+
+def lift_problem(zone: str, *, before: int, target: int, after: int | None) -> str | None:
+    """Why a serial lift failed, by the SOA read back after it (BIND answers NOERROR to an
+    update whose serial it ignores), or None when the zone now serves target."""
+    if after == target:
+        return None
+    if after is None:
+        return f"{zone}: no SOA answer after setting the serial to {target}"
+    if after == before:
+        return f"{zone}: serial still {after} after setting it to {target}"
+    return f"{zone}: serial {after} after setting it from {before} to {target}"
 
 
 @dataclass(frozen=True)

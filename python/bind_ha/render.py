@@ -9,9 +9,10 @@ from pathlib import Path
 
 import jinja2
 
+from bind_ha.clients import Client
 from bind_ha.keys import Keys, TsigKey
 from bind_ha.peers import PRIMARY, SECONDARY
-from bind_ha.settings import Settings
+from bind_ha.settings import RateLimit, Settings
 from bind_ha.zonemodel import ZoneSpec
 
 TEMPLATE = "named.conf.j2"
@@ -41,6 +42,35 @@ class NamedView:
     data_dir: Path
     run_dir: Path
     writable: bool = True  # a primary's dynamic zones take clients' updates (False while promoting)
+    clients: tuple[Client, ...] = ()  # per-client keys with narrowed grants (their keys are in keys)
+    update_key_transfers: str = "dynamic"  # zones the update key may AXFR: none, dynamic, all
+    update_forwarding: bool = True  # secondaries forward signed updates to the primary
+    rrl: RateLimit | None = None
+
+
+@dataclass(frozen=True)
+class ZoneAccess:
+    """Who may do what to one zone, as named.conf says it."""
+
+    transfer: tuple[str, ...]  # keys allowed to AXFR/IXFR
+    grants: tuple[tuple[str, str], ...]  # (key, "match [name.] types") update-policy rules
+    forward: tuple[str, ...]  # keys whose updates a secondary forwards
+
+
+def zone_access(view: NamedView, zone: ZoneSpec) -> ZoneAccess:
+    """The transfer key always transfers; the update key transfers dynamic zones (or every
+    zone, or none: update_key_transfers) and may change anything in a dynamic zone; each client
+    only what its grants say, and transfers only the zones it covers when it may."""
+    transfer = [view.transfer_key]
+    if view.update_key_transfers == "all" or (view.update_key_transfers == "dynamic" and zone.dynamic):
+        transfer.append(view.update_key)
+    transfer += [c.name for c in view.clients if c.transfer and c.covers(zone.name, zone.dynamic)]
+    if not zone.dynamic:
+        return ZoneAccess(tuple(transfer), (), ())
+    grants = [(view.update_key, "zonesub ANY")]
+    grants += [(c.name, rule.rule) for c in view.clients for rule in c.rules_for(zone.name)]
+    forward = tuple(dict.fromkeys(key for key, _rule in grants)) if view.update_forwarding else ()
+    return ZoneAccess(tuple(transfer), tuple(grants), forward)
 
 
 def _listen(address: str) -> tuple[str, str]:
@@ -74,7 +104,11 @@ def render(view: NamedView) -> str:
     )
     context = {name: getattr(view, name) for name in view.__dataclass_fields__}
     context.update(
-        listen_v4=listen_v4, listen_v6=listen_v6, primary_address=primary_address, primary_port=primary_port
+        listen_v4=listen_v4,
+        listen_v6=listen_v6,
+        primary_address=primary_address,
+        primary_port=primary_port,
+        access={zone.name: zone_access(view, zone) for zone in view.zones},
     )
     return _template().render(**context)
 
@@ -97,7 +131,7 @@ def view_for(
         zones=zones,
         primary_address=primary_address,
         peers=peers if role == PRIMARY else (),
-        keys=(keys.transfer, keys.update, keys.rndc),
+        keys=(keys.transfer, keys.update, keys.rndc, *keys.clients),
         transfer_key=keys.transfer.name,
         update_key=keys.update.name,
         rndc_key_name=keys.rndc.name,
@@ -108,4 +142,8 @@ def view_for(
         stats_port=settings.stats_port,
         data_dir=settings.data_dir,
         run_dir=settings.run_dir,
+        clients=settings.tsig_clients,
+        update_key_transfers=settings.update_key_transfers,
+        update_forwarding=settings.update_forwarding,
+        rrl=settings.rrl,
     )

@@ -155,7 +155,8 @@ class LocalBind:
                 if spec.dynamic:
                     self._seed(spec.name)
                 else:
-                    self._write_static(spec.name, self._published(pods, spec.name))
+                    anchor = self.catalog.zones[spec.name].source_serial
+                    self._write_static(spec.name, self._published(pods, spec.name, anchor))
             self.was_primary.write_text(self.settings.identity + "\n")
             # Primary, but until every dynamic serial is lifted only this agent may update: a
             # client's update landing first would reuse a serial a forked secondary may hold.
@@ -174,14 +175,21 @@ class LocalBind:
             raise PromotionFailed(str(error)) from error
         self.thaw_dynamic()
 
-    def _published(self, pods: list[Peer], zone: str) -> list[int]:
-        """Every serial of zone that any pod published, and the one we serve."""
+    def _published(self, pods: list[Peer], zone: str, anchor: int | None = None) -> list[int]:
+        """Every plausible serial of zone that any pod published, and the one we serve.
+        Published serials far from ours (or from anchor, when we serve none) are forged or
+        broken: they are ignored (peers.plausible_serials), not lifted above."""
         serials = [
             peer.status.serials[zone]
             for peer in pods
             if peer.status is not None and zone in peer.status.serials
         ]
         own = self.bind.serial(zone)
+        reference = own if own is not None else anchor
+        if reference is not None:
+            serials, ignored = peers.plausible_serials(serials, anchor=reference)
+            if ignored:
+                log.warning("%s: ignoring published serial(s) %s, far from %d", zone, ignored[:5], reference)
         return serials + ([own] if own is not None else [])
 
     def _write_static(self, zone: str, published: list[int]) -> None:
@@ -191,14 +199,15 @@ class LocalBind:
         serial = canonical.source_serial or 1
         if newest is not None and not peers.serial_newer(serial, newest):
             serial = peers.serial_add(newest, 1)
-        zonefiles.write_raw(canonical, serial, self.zones_dir)
+        zonefiles.write_raw(canonical, serial, self.zones_dir, self.settings.zone_limits)
 
     def _seed(self, zone: str) -> bool:
         """A dynamic zone's source seeds it once; afterwards its file and journal are the truth."""
         canonical = self.catalog.zones[zone]
         if (self.zones_dir / canonical.spec.file_name).exists():
             return False
-        zonefiles.write_raw(canonical, canonical.source_serial or 1, self.zones_dir)
+        serial = canonical.source_serial or 1
+        zonefiles.write_raw(canonical, serial, self.zones_dir, self.settings.zone_limits)
         return True
 
     def _lift_serial(self, zone: str, pods: list[Peer]) -> None:
@@ -211,9 +220,16 @@ class LocalBind:
             if self.clock.monotonic() > deadline:
                 raise BindError(f"{zone} did not load as primary within {ZONE_LOAD_WAIT:g}s")
             time.sleep(0.01)
-        newest = peers.newest(self._published(pods, zone))
-        if newest is not None:
-            self.bind.set_serial(zone, peers.serial_add(newest, self.settings.serial_margin), self.keys.rndc)
+        live = self.bind.serial(zone)
+        if live is None:
+            raise BindError(f"{zone} stopped answering while promoting")
+        newest = peers.newest(self._published(pods, zone)) or live
+        target = peers.serial_add(newest, self.settings.serial_margin)
+        self.bind.set_serial(zone, target, self.keys.rndc)
+        # BIND answers NOERROR to an update whose serial it ignores: read it back.
+        problem = peers.lift_problem(zone, before=live, target=target, after=self.bind.serial(zone))
+        if problem is not None:
+            raise BindError(f"serial lift failed: {problem}")
 
     def serve_as_primary(self, pods: list[Peer], still_leading: Callable[[], bool]) -> None:
         """Steady state as primary: thaw after a fence once leadership is confirmed again, and

@@ -7,11 +7,15 @@ README. An invalid value stops the agent with a message naming the variable.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+from bind_ha.clients import Client, ClientError, parse_clients
+from bind_ha.zonemodel import DEFAULT_LIMITS, ZoneError, ZoneLimits, normalize_name
 
 T = TypeVar("T")
 
@@ -63,13 +67,37 @@ ENVIRONMENT: dict[str, tuple[str, str | None]] = {
         "bind-ha-update",
     ),
     "BIND_HA_SERIAL_MARGIN": ("how far a new primary lifts dynamic serials above any published", "1000"),
+    "BIND_HA_TSIG_CLIENTS": (
+        "JSON list of client keys and their update grants (the chart's tsig.clients)",
+        "",
+    ),
+    "BIND_HA_UPDATE_KEY_TRANSFERS": ("zones the update key may AXFR: none, dynamic or all", "dynamic"),
+    "BIND_HA_UPDATE_FORWARDING": ("secondaries forward signed updates to the primary: true or false", "true"),
+    "BIND_HA_RRL_RESPONSES_PER_SECOND": ("response rate limit per client network (0: off)", "0"),
+    "BIND_HA_RRL_WINDOW": ("seconds over which the rate limit averages", "15"),
+    "BIND_HA_RRL_SLIP": ("every Nth limited UDP answer is sent truncated (0: none)", "2"),
+    "BIND_HA_RRL_EXEMPT": ("comma-separated client networks the rate limit spares", "127.0.0.0/8,::1/128"),
+    "BIND_HA_ZONE_MAX_BYTES": ("largest zone source, in bytes", "16777216"),
+    "BIND_HA_ZONE_MAX_RECORDS": ("most lines plus $GENERATE names in one zone source", "250000"),
+    "BIND_HA_ZONE_COMPILE_TIMEOUT": ("seconds one named-compilezone run may take", "30"),
+    "BIND_HA_ZONE_COMPILE_MEMORY": ("MiB of data one named-compilezone run may use", "512"),
     "BIND_HA_KUBECONFIG": ("kubeconfig path; empty means in-cluster service-account credentials", ""),
     "BIND_HA_LOG_FORMAT": ("text or json", "text"),
     "BIND_HA_LOG_LEVEL": ("info, or debug for one line per round", "info"),
 }
 
-LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Kubernetes names: a DNS label (namespaces) and a DNS subdomain (pods, Leases, label prefixes).
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+LABEL_PREFIX = DNS_SUBDOMAIN
+POD_UID = re.compile(r"[A-Za-z0-9-]{1,64}")
+# k=v,k=v with label keys (optionally prefixed) and values: what the chart renders
+SELECTOR = re.compile(
+    r"([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?=[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224")
+RNDC_KEY_NAME = "bind-ha-rndc"  # keys.py's pod-local key; no TSIG key may share its name
+MAX_SECONDS = 2**31 - 1  # the Lease's leaseDurationSeconds is an int32
 
 
 class SettingsError(ValueError):
@@ -88,6 +116,16 @@ class Timing:
     def request_timeout(self) -> float:
         """Every API call must finish in half the renew deadline."""
         return self.renew_deadline / 2
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """named's response rate limiting (rate-limit { ... }), per client network."""
+
+    responses_per_second: int
+    window: int
+    slip: int
+    exempt: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -121,6 +159,11 @@ class Settings:
     kubeconfig: str
     log_format: str
     log_level: str
+    tsig_clients: tuple[Client, ...] = ()
+    update_key_transfers: str = "dynamic"
+    update_forwarding: bool = True
+    rrl: RateLimit | None = None
+    zone_limits: ZoneLimits = DEFAULT_LIMITS
 
     @property
     def identity(self) -> str:
@@ -149,11 +192,31 @@ class _Reader:
     def text(self, name: str) -> str:
         _meaning, default = ENVIRONMENT[name]
         value = self.env.get(name, "").strip()
+        if value and not value.isascii():
+            raise SettingsError(f"{name}={value[:40]!r} must be ASCII")
         if value:
             return value
         if default is None:
             raise SettingsError(f"{name} is required ({ENVIRONMENT[name][0]})")
         return default
+
+    def matching(self, name: str, pattern: re.Pattern[str], expected: str, max_length: int = 253) -> str:
+        value = self.text(name)
+        if len(value) > max_length or not pattern.fullmatch(value):
+            raise SettingsError(f"{name}={value[:80]!r} is not {expected}")
+        return value
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        raw = self.text(name)
+        if not re.fullmatch(r"[0-9]{1,10}", raw) or not low <= int(raw) <= high:
+            raise SettingsError(f"{name}={raw[:40]!r} must be an integer from {low} to {high}")
+        return int(raw)
+
+    def key_name(self, name: str) -> str:
+        try:
+            return normalize_name(self.text(name), name)
+        except ZoneError:
+            raise SettingsError(f"{name}={self.text(name)[:80]!r} is not a domain name") from None
 
     def parsed(self, name: str, parse: Callable[[str], T], expected: str) -> T:
         raw = self.text(name)
@@ -164,15 +227,15 @@ class _Reader:
 
     def seconds(self, name: str) -> float:
         value = self.parsed(name, float, "a number of seconds")
-        if not value > 0:
-            raise SettingsError(f"{name}={value:g} must be greater than 0")
+        if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+            raise SettingsError(f"{name}={value:g} must be greater than 0 and at most {MAX_SECONDS}")
         return value
 
     def port(self, name: str) -> int:
-        value = self.parsed(name, int, "a port number")
-        if not 0 < value < 65536:
-            raise SettingsError(f"{name}={value} is not a port number (1-65535)")
-        return value
+        raw = self.text(name)
+        if not re.fullmatch(r"[0-9]{1,5}", raw) or not 0 < int(raw) < 65536:
+            raise SettingsError(f"{name}={raw[:40]} is not a port number (1-65535)")
+        return int(raw)
 
     def address(self, name: str, *, allow_any: bool = False) -> str:
         raw = self.text(name)
@@ -211,21 +274,23 @@ def load(env: Mapping[str, str]) -> Settings:
     )
     validate_timing(timing)
     prefix = read.text("BIND_HA_LABEL_PREFIX")
-    if len(prefix) > 253 or not LABEL_PREFIX.match(prefix):
+    if len(prefix) > 253 or not LABEL_PREFIX.fullmatch(prefix):
         raise SettingsError(
             f"BIND_HA_LABEL_PREFIX={prefix!r} is not a DNS subdomain usable as a label prefix"
         )
-    margin = read.parsed("BIND_HA_SERIAL_MARGIN", int, "an integer")
-    if not 0 < margin < 2**30:
-        raise SettingsError(f"BIND_HA_SERIAL_MARGIN={margin} must be between 1 and 2^30")
+    raw_margin = read.text("BIND_HA_SERIAL_MARGIN")
+    if not re.fullmatch(r"[0-9]{1,10}", raw_margin) or not 0 < int(raw_margin) < 2**30:
+        raise SettingsError(f"BIND_HA_SERIAL_MARGIN={raw_margin[:40]} must be between 1 and 2^30")
+    margin = int(raw_margin)
     zones_dir = read.text("BIND_HA_ZONES_DIR")
+    transfer_key, update_key, clients = _tsig_names(read)
     return Settings(
-        pod_name=read.text("POD_NAME"),
-        pod_uid=read.text("POD_UID"),
-        namespace=read.text("POD_NAMESPACE"),
+        pod_name=read.matching("POD_NAME", DNS_SUBDOMAIN, "a pod name (DNS subdomain)"),
+        pod_uid=read.matching("POD_UID", POD_UID, "a pod UID"),
+        namespace=read.matching("POD_NAMESPACE", DNS_LABEL, "a namespace name (DNS label)", 63),
         pod_ip=read.address("POD_IP"),
-        lease_name=read.text("BIND_HA_LEASE_NAME"),
-        peer_selector=read.text("BIND_HA_PEER_SELECTOR"),
+        lease_name=read.matching("BIND_HA_LEASE_NAME", DNS_SUBDOMAIN, "a Lease name (DNS subdomain)"),
+        peer_selector=_selector(read),
         label_prefix=prefix,
         timing=timing,
         dns_port=read.port("BIND_HA_DNS_PORT"),
@@ -243,10 +308,75 @@ def load(env: Mapping[str, str]) -> Settings:
         zones_dir_type=read.choice("BIND_HA_ZONES_DIR_TYPE", ("static", "dynamic")),
         tsig_dir=Path(read.text("BIND_HA_TSIG_DIR")),
         tsig_algorithm=read.choice("BIND_HA_TSIG_ALGORITHM", TSIG_ALGORITHMS),
-        transfer_key_name=read.text("BIND_HA_TRANSFER_KEY_NAME"),
-        update_key_name=read.text("BIND_HA_UPDATE_KEY_NAME"),
+        transfer_key_name=transfer_key,
+        update_key_name=update_key,
         serial_margin=margin,
         kubeconfig=read.text("BIND_HA_KUBECONFIG"),
         log_format=read.choice("BIND_HA_LOG_FORMAT", ("text", "json")),
         log_level=read.choice("BIND_HA_LOG_LEVEL", ("info", "debug")),
+        tsig_clients=clients,
+        update_key_transfers=read.choice("BIND_HA_UPDATE_KEY_TRANSFERS", ("none", "dynamic", "all")),
+        update_forwarding=read.choice("BIND_HA_UPDATE_FORWARDING", ("true", "false")) == "true",
+        rrl=_rate_limit(read),
+        zone_limits=_zone_limits(read),
+    )
+
+
+def _selector(read: _Reader) -> str:
+    value = read.text("BIND_HA_PEER_SELECTOR")
+    if len(value) > 1024 or not all(SELECTOR.fullmatch(pair) for pair in value.split(",")):
+        raise SettingsError(f"BIND_HA_PEER_SELECTOR={value[:80]!r} is not a k=v,k=v label selector")
+    return value
+
+
+def _tsig_names(read: _Reader) -> tuple[str, str, tuple[Client, ...]]:
+    """The transfer and update key names and the client keys: domain names, all distinct
+    (case and a trailing dot aside), none the pod-local rndc key's."""
+    transfer = read.key_name("BIND_HA_TRANSFER_KEY_NAME")
+    update = read.key_name("BIND_HA_UPDATE_KEY_NAME")
+    try:
+        clients = parse_clients(read.env.get("BIND_HA_TSIG_CLIENTS", ""))
+    except ClientError as error:
+        raise SettingsError(f"BIND_HA_TSIG_CLIENTS: {error}") from None
+    taken = {RNDC_KEY_NAME: "the pod-local rndc key", transfer: "BIND_HA_TRANSFER_KEY_NAME"}
+    if transfer == RNDC_KEY_NAME:
+        raise SettingsError(f"BIND_HA_TRANSFER_KEY_NAME={transfer!r} is the name of the pod-local rndc key")
+    if update in taken:
+        raise SettingsError(f"BIND_HA_UPDATE_KEY_NAME={update!r} is already the name of {taken[update]}")
+    taken[update] = "BIND_HA_UPDATE_KEY_NAME"
+    for index, client in enumerate(clients):
+        if client.name in taken:
+            raise SettingsError(
+                f"BIND_HA_TSIG_CLIENTS: clients[{index}].name {client.name!r} is already the name of "
+                f"{taken[client.name]}"
+            )
+    return transfer, update, clients
+
+
+def _rate_limit(read: _Reader) -> RateLimit | None:
+    rate = read.integer("BIND_HA_RRL_RESPONSES_PER_SECOND", 0, 1_000_000)
+    exempt = []
+    for item in read.text("BIND_HA_RRL_EXEMPT").split(","):
+        try:
+            exempt.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise SettingsError(f"BIND_HA_RRL_EXEMPT: {item.strip()[:60]!r} is not a network") from None
+    limit = RateLimit(
+        responses_per_second=rate,
+        window=read.integer("BIND_HA_RRL_WINDOW", 1, 3600),
+        slip=read.integer("BIND_HA_RRL_SLIP", 0, 10),
+        exempt=tuple(exempt),
+    )
+    return limit if rate else None
+
+
+def _zone_limits(read: _Reader) -> ZoneLimits:
+    timeout = read.seconds("BIND_HA_ZONE_COMPILE_TIMEOUT")
+    if timeout > 3600:
+        raise SettingsError(f"BIND_HA_ZONE_COMPILE_TIMEOUT={timeout:g} must be at most 3600")
+    return ZoneLimits(
+        max_bytes=read.integer("BIND_HA_ZONE_MAX_BYTES", 1024, 1 << 30),
+        max_records=read.integer("BIND_HA_ZONE_MAX_RECORDS", 10, 100_000_000),
+        compile_seconds=timeout,
+        compile_memory=read.integer("BIND_HA_ZONE_COMPILE_MEMORY", 32, 1 << 20) * 2**20,
     )
