@@ -71,8 +71,62 @@ controller-revision-hash=<name>-<10 characters>, which must fit in 63.
 {{- end }}
 {{- end }}
 
+{{/* An image reference: repository@digest when a digest is given (immutable), else repository:tag. */}}
+{{- define "bind-ha.imageRef" -}}
+{{- $image := index . 0 }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository (index . 1) }}
+{{- end }}
+{{- end }}
+
 {{- define "bind-ha.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- include "bind-ha.imageRef" (list .Values.image (default .Chart.AppVersion .Values.image.tag)) }}
+{{- end }}
+
+{{- define "bind-ha.exporterImage" -}}
+{{- include "bind-ha.imageRef" (list .Values.metrics.exporter.image .Values.metrics.exporter.image.tag) }}
+{{- end }}
+
+{{/*
+The ConfigMaps carrying code are immutable and named after their content: a
+change of code is a new ConfigMap, which the pod template names, so pods roll
+onto it while running pods keep the one they mounted.
+*/}}
+{{- define "bind-ha.pythonConfigMapName" -}}
+{{- $hash := (.Files.Glob "files/bind_ha/*.{py,j2}").AsConfig | sha256sum | trunc 10 }}
+{{- include "bind-ha.suffixed" (list . (printf "python-%s" $hash)) }}
+{{- end }}
+
+{{- define "bind-ha.hooksConfigMapName" -}}
+{{- $hash := (.Files.Glob "files/hooks/*.py").AsConfig | sha256sum | trunc 10 }}
+{{- include "bind-ha.suffixed" (list . (printf "hooks-%s" $hash)) }}
+{{- end }}
+
+{{/* The StatefulSet's pod names (the agent may patch only these): NAME-0 .. NAME-(replicaCount-1). */}}
+{{- define "bind-ha.podNames" -}}
+{{- $names := list }}
+{{- range $ordinal := until (int .Values.replicaCount) }}
+{{- $names = append $names (printf "%s-%d" (include "bind-ha.statefulSetName" $) $ordinal) }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}
+
+{{/* Cluster-scoped admission policy: unique per namespace and release. */}}
+{{- define "bind-ha.admissionPolicyName" -}}
+{{- printf "%s.%s.bind-ha.io" .Release.Namespace (include "bind-ha.fullname" .) }}
+{{- end }}
+
+{{/* The TSIG secret's length in bytes: the algorithm's hash length (what tsig-keygen makes). */}}
+{{- define "bind-ha.tsigSecretBytes" -}}
+{{- get (dict "hmac-sha224" 28 "hmac-sha256" 32 "hmac-sha384" 48 "hmac-sha512" 64) .Values.tsig.algorithm }}
+{{- end }}
+
+{{/* Response rate limiting on? (rrl.mode auto: when a Service reaches beyond the cluster) */}}
+{{- define "bind-ha.rrlEnabled" -}}
+{{- $external := or (ne .Values.service.dns.type "ClusterIP") (ne .Values.service.primary.type "ClusterIP") }}
+{{- if or (eq .Values.rrl.mode "always") (and (eq .Values.rrl.mode "auto") $external) }}true{{ end }}
 {{- end }}
 
 {{/* Labels: selector labels are name, instance and component only. */}}
@@ -177,6 +231,32 @@ dataDir: /var/lib/bind-ha
   value: {{ .Values.agent.logFormat }}
 - name: BIND_HA_LOG_LEVEL
   value: {{ .Values.agent.logLevel }}
+{{- with .Values.tsig.clients }}
+- name: BIND_HA_TSIG_CLIENTS
+  value: {{ toJson . | quote }}
+{{- end }}
+- name: BIND_HA_UPDATE_KEY_TRANSFERS
+  value: {{ .Values.tsig.updateKeyTransfers }}
+- name: BIND_HA_UPDATE_FORWARDING
+  value: {{ .Values.updateForwarding | toString | quote }}
+{{- if include "bind-ha.rrlEnabled" . }}
+- name: BIND_HA_RRL_RESPONSES_PER_SECOND
+  value: {{ .Values.rrl.responsesPerSecond | toString | quote }}
+- name: BIND_HA_RRL_WINDOW
+  value: {{ .Values.rrl.window | toString | quote }}
+- name: BIND_HA_RRL_SLIP
+  value: {{ .Values.rrl.slip | toString | quote }}
+- name: BIND_HA_RRL_EXEMPT
+  value: {{ concat (list "127.0.0.0/8" "::1/128") .Values.rrl.exemptClients | join "," | quote }}
+{{- end }}
+- name: BIND_HA_ZONE_MAX_BYTES
+  value: {{ .Values.zoneLimits.maxBytes | int64 | toString | quote }}
+- name: BIND_HA_ZONE_MAX_RECORDS
+  value: {{ .Values.zoneLimits.maxRecords | int64 | toString | quote }}
+- name: BIND_HA_ZONE_COMPILE_TIMEOUT
+  value: {{ .Values.zoneLimits.compileTimeoutSeconds | toString | quote }}
+- name: BIND_HA_ZONE_COMPILE_MEMORY
+  value: {{ .Values.zoneLimits.compileMemoryMiB | int64 | toString | quote }}
 {{- end }}
 
 {{/* Mounts of the Python package and the hook scripts (read-only ConfigMaps). */}}

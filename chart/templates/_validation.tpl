@@ -5,9 +5,31 @@ Included once, from server-statefulset.yaml.
 */}}
 {{- define "bind-ha.validate" -}}
 {{- $v := .Values }}
-{{- if lt (int $v.replicaCount) 1 }}
-{{- fail (printf "replicaCount must be at least 1 (got %v)" $v.replicaCount) }}
+{{- if or (lt (int $v.replicaCount) 1) (gt (int $v.replicaCount) 32) }}
+{{- fail (printf "replicaCount must be at least 1 and at most 32 (got %v)" $v.replicaCount) }}
 {{- end }}
+{{- include "bind-ha.validateSecurity" . }}
+{{- include "bind-ha.validateTsigClients" . }}
+{{- include "bind-ha.validateRrl" $v.rrl }}
+{{- range $field, $name := dict "zonesConfigMap" $v.zonesConfigMap "tsig.existingSecret" $v.tsig.existingSecret }}
+{{- if and $name (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" (toString $name))) }}
+{{- fail (printf "%s: %q is not a Kubernetes object name (lowercase DNS subdomain)" $field (toString $name)) }}
+{{- end }}
+{{- end }}
+{{- if and $v.zonesVolume (hasKey $v.zonesVolume "hostPath") }}
+{{- fail "zonesVolume: a hostPath volume is refused (it would expose the node's files to every pod of the release); use a PersistentVolumeClaim, a ConfigMap or a CSI volume" }}
+{{- end }}
+{{- range $image := list (list "image.digest" $v.image.digest) (list "metrics.exporter.image.digest" $v.metrics.exporter.image.digest) }}
+{{- if and (index $image 1) (not (regexMatch "^sha256:[a-f0-9]{64}$" (toString (index $image 1)))) }}
+{{- fail (printf "%s must be sha256: and 64 hex digits (got %q)" (index $image 0) (toString (index $image 1))) }}
+{{- end }}
+{{- end }}
+{{- with $v.zoneLimits }}
+{{- if or (lt (int64 .maxBytes) 1024) (lt (int64 .maxRecords) 10) (le (float64 .compileTimeoutSeconds) 0.0) (lt (int64 .compileMemoryMiB) 32) }}
+{{- fail "zoneLimits: maxBytes must be at least 1024, maxRecords at least 10, compileTimeoutSeconds above 0 and compileMemoryMiB at least 32" }}
+{{- end }}
+{{- end }}
+
 {{- include "bind-ha.validateElection" $v.election }}
 {{- if not (has $v.antiAffinity (list "soft" "hard" "none")) }}
 {{- fail (printf "antiAffinity must be one of soft, hard, none (got %q); for a custom rule set affinity.podAntiAffinity" (toString $v.antiAffinity)) }}
@@ -45,8 +67,11 @@ Included once, from server-statefulset.yaml.
 {{- $lease := float64 .leaseDurationSeconds }}
 {{- $renew := float64 .renewDeadlineSeconds }}
 {{- $retry := float64 .retryPeriodSeconds }}
-{{- if le $retry 0.0 }}
-{{- fail (printf "election.retryPeriodSeconds must be greater than 0 (got %v)" .retryPeriodSeconds) }}
+{{- if or (le $retry 0.0) (gt $retry 3600.0) }}
+{{- fail (printf "election.retryPeriodSeconds must be greater than 0 and at most 3600 (got %v)" .retryPeriodSeconds) }}
+{{- end }}
+{{- if gt $lease 2147483647.0 }}
+{{- fail (printf "election.leaseDurationSeconds must be at most 2147483647 (the Lease's int32; got %v)" .leaseDurationSeconds) }}
 {{- end }}
 {{- if le $lease $renew }}
 {{- fail (printf "election.leaseDurationSeconds (%v) must be greater than election.renewDeadlineSeconds (%v)" .leaseDurationSeconds .renewDeadlineSeconds) }}
@@ -91,6 +116,133 @@ Included once, from server-statefulset.yaml.
 {{- end }}
 {{- else if not $zone.nameservers }}
 {{- fail (printf "%s.nameservers (%s): list at least one name server (or give the whole zone as file)" $field $name) }}
+{{- end }}
+{{- range $i, $server := $zone.nameservers }}
+{{- include "bind-ha.validateHeaderName" (list (printf "%s.nameservers[%d]" $field $i) $server) }}
+{{- end }}
+{{- range $part := list "mname" "rname" }}
+{{- if and $zone.soa (hasKey $zone.soa $part) }}
+{{- include "bind-ha.validateHeaderName" (list (printf "%s.soa.%s" $field $part) (index $zone.soa $part)) }}
+{{- end }}
+{{- end }}
+{{- range $part := list "records" "file" }}
+{{- if and (hasKey $zone $part) (regexMatch "(?i)\\$include" (toString (index $zone $part))) }}
+{{- fail (printf "%s.%s (%s): $INCLUDE is not allowed (a zone source must be self-contained)" $field $part $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* bind-ha.validateHeaderName (list "field" value): a name server or SOA name, as zonemodel.header_name. */}}
+{{- define "bind-ha.validateHeaderName" -}}
+{{- $field := index . 0 }}
+{{- $raw := index . 1 }}
+{{- if or (not (kindIs "string" $raw)) (gt (len (toString $raw)) 254) (not (regexMatch "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.?$" (toString $raw))) }}
+{{- fail (printf "%s: %q is not a domain name (letters, digits, '-' and '_' in dot-separated labels)" $field (toString $raw)) }}
+{{- end }}
+{{- end }}
+
+{{/* No root, no privilege, no hostPath: the chart refuses them whatever the values say. */}}
+{{- define "bind-ha.validateSecurity" -}}
+{{- $pod := .Values.podSecurityContext | default dict }}
+{{- if ne (toString $pod.runAsNonRoot) "true" }}
+{{- fail "podSecurityContext.runAsNonRoot must be true (the chart never runs as root)" }}
+{{- end }}
+{{- range $scope, $context := dict "podSecurityContext" $pod "securityContext" (.Values.securityContext | default dict) }}
+{{- range $field := list "runAsUser" "runAsGroup" }}
+{{- if and (hasKey $context $field) (eq (int64 (index $context $field)) 0) }}
+{{- fail (printf "%s.%s must not be 0 (root)" $scope $field) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $container := .Values.securityContext | default dict }}
+{{- if $container.privileged }}
+{{- fail "securityContext.privileged must be false" }}
+{{- end }}
+{{- if ne (toString $container.allowPrivilegeEscalation) "false" }}
+{{- fail "securityContext.allowPrivilegeEscalation must be false" }}
+{{- end }}
+{{- if and (hasKey $container "runAsNonRoot") (ne (toString $container.runAsNonRoot) "true") }}
+{{- fail "securityContext.runAsNonRoot must be true when set" }}
+{{- end }}
+{{- if and $container.capabilities $container.capabilities.add }}
+{{- fail "securityContext.capabilities.add must be empty (every capability is dropped)" }}
+{{- end }}
+{{- range $key, $_ := .Values.podLabels }}
+{{- if or (hasPrefix "bind-ha.io/" $key) (has $key (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component")) }}
+{{- fail (printf "podLabels.%s: selector labels and bind-ha.io/ labels are the chart's (the role label routes writes)" $key) }}
+{{- end }}
+{{- end }}
+{{- range $key, $_ := .Values.podAnnotations }}
+{{- if hasPrefix "bind-ha.io/" $key }}
+{{- fail (printf "podAnnotations.%s: bind-ha.io/ annotations are the agents' own" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* tsig.clients: as python/bind_ha/clients.py parses them (names, presets, grants, types). */}}
+{{- define "bind-ha.validateTsigClients" -}}
+{{- $seen := dict (.Values.tsig.transferKeyName | lower | trimSuffix ".") "tsig.transferKeyName" (.Values.tsig.updateKeyName | lower | trimSuffix ".") "tsig.updateKeyName" "bind-ha-rndc" "the pod-local rndc key" }}
+{{- $types := list "A" "AAAA" "CAA" "CNAME" "DNAME" "DS" "HTTPS" "MX" "NAPTR" "NS" "PTR" "SOA" "SRV" "SSHFP" "SVCB" "TLSA" "TXT" "ANY" }}
+{{- range $i, $client := .Values.tsig.clients }}
+{{- $field := printf "tsig.clients[%d]" $i }}
+{{- include "bind-ha.validateDomain" (list (printf "%s.name" $field) $client.name) }}
+{{- $name := $client.name | lower | trimSuffix "." }}
+{{- if hasKey $seen $name }}
+{{- fail (printf "%s.name: key %q is already %s; every key needs its own name" $field $name (get $seen $name)) }}
+{{- end }}
+{{- $_ := set $seen $name (printf "%s.name" $field) }}
+{{- if and $client.preset (not (has $client.preset (list "external-dns" "acme"))) }}
+{{- fail (printf "%s.preset must be external-dns or acme (got %q)" $field (toString $client.preset)) }}
+{{- end }}
+{{- if and (eq (toString $client.preset) "acme") (not $client.names) }}
+{{- fail (printf "%s.names: the acme preset needs the domains it may prove" $field) }}
+{{- end }}
+{{- if and (not $client.preset) (not $client.grants) }}
+{{- fail (printf "%s (%s): give a preset (external-dns, acme) or grants" $field $name) }}
+{{- end }}
+{{- range $list := list "names" "zones" }}
+{{- range $j, $item := index $client $list | default list }}
+{{- include "bind-ha.validateDomain" (list (printf "%s.%s[%d]" $field $list $j) $item) }}
+{{- end }}
+{{- end }}
+{{- range $j, $grant := $client.grants | default list }}
+{{- $where := printf "%s.grants[%d]" $field $j }}
+{{- if not (has $grant.match (list "name" "subdomain" "wildcard" "zonesub")) }}
+{{- fail (printf "%s.match must be name, subdomain, wildcard or zonesub" $where) }}
+{{- end }}
+{{- if not $grant.types }}
+{{- fail (printf "%s.types must list at least one record type" $where) }}
+{{- end }}
+{{- range $k, $type := $grant.types }}
+{{- if not (has $type $types) }}
+{{- fail (printf "%s.types[%d]: %q is not one of %s" $where $k (toString $type) (join ", " $types)) }}
+{{- end }}
+{{- end }}
+{{- if eq $grant.match "zonesub" }}
+{{- if $grant.name }}
+{{- fail (printf "%s.name: a zonesub grant covers the whole zone and takes no name" $where) }}
+{{- end }}
+{{- else if eq $grant.match "wildcard" }}
+{{- if not (hasPrefix "*." (toString $grant.name)) }}
+{{- fail (printf "%s.name: a wildcard grant's name starts with '*.'" $where) }}
+{{- end }}
+{{- include "bind-ha.validateDomain" (list (printf "%s.name" $where) (trimPrefix "*." $grant.name)) }}
+{{- else }}
+{{- include "bind-ha.validateDomain" (list (printf "%s.name" $where) $grant.name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Response rate limiting: the exempt networks end up in named.conf. */}}
+{{- define "bind-ha.validateRrl" -}}
+{{- if not (has .mode (list "auto" "always" "never")) }}
+{{- fail (printf "rrl.mode must be auto, always or never (got %q)" (toString .mode)) }}
+{{- end }}
+{{- range $i, $network := .exemptClients }}
+{{- if not (regexMatch "^[0-9a-fA-F.:]+(/[0-9]{1,3})?$" (toString $network)) }}
+{{- fail (printf "rrl.exemptClients[%d]: %q is not an address or CIDR" $i (toString $network)) }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,16 @@ class Manifests:
             else:
                 result[item["name"]] = {"fieldPath": item["valueFrom"]["fieldRef"]["fieldPath"]}
         return result
+
+    def scripts(self, kind: str) -> dict[str, Any]:
+        """The immutable ConfigMap of the agent's package ("python") or its hooks ("hooks"),
+        named after its content: FULLNAME-KIND-<10 hex digits>."""
+        pattern = re.compile(rf"{re.escape(FULLNAME)}-{kind}-[0-9a-f]{{10}}")
+        found = [doc for doc in self.all("ConfigMap") if pattern.fullmatch(doc["metadata"]["name"])]
+        assert len(found) == 1, (
+            f"expected one {kind} ConfigMap, found {[d['metadata']['name'] for d in found]}"
+        )
+        return found[0]
 
     @property
     def test_pod(self) -> dict[str, Any]:

@@ -59,8 +59,9 @@ def test_tsig_secret_survives_upgrades_through_lookup() -> None:
 
 def test_rndc_key_is_not_in_the_release() -> None:
     """The rndc key is made inside each pod (init): no rendered object but the scripts mentions it."""
-    scripts = {f"{FULLNAME}-python", f"{FULLNAME}-hooks"}
-    for doc in render({"zones": MINIMAL_ZONES}):
+    manifests = render({"zones": MINIMAL_ZONES})
+    scripts = {manifests.scripts(kind)["metadata"]["name"] for kind in ("python", "hooks")}
+    for doc in manifests:
         if doc["metadata"]["name"] not in scripts:
             assert "rndc" not in yaml.safe_dump(doc), f"{doc['kind']} {doc['metadata']['name']}"
 
@@ -93,8 +94,8 @@ def test_example_zones_parse_with_the_agents_zone_model(values: pathlib.Path) ->
 
 def test_scripts_configmaps_hold_the_package_and_the_hooks() -> None:
     manifests = render()
-    package = manifests.get("ConfigMap", f"{FULLNAME}-python")["data"]
-    hooks = manifests.get("ConfigMap", f"{FULLNAME}-hooks")["data"]
+    package = manifests.scripts("python")["data"]
+    hooks = manifests.scripts("hooks")["data"]
     assert {"__init__.py", "settings.py", "entrypoints.py", "selftest.py", "named.conf.j2"} <= set(package)
     assert {"init.py", "agent.py", "named.py", "probe.py", "helm_test.py"} <= set(hooks)
     assert all("/" not in key for key in [*package, *hooks]), "ConfigMap keys cannot hold '/'"
@@ -104,11 +105,11 @@ def test_scripts_configmaps_hold_the_package_and_the_hooks() -> None:
 def test_scripts_are_not_templated() -> None:
     """Shipped byte for byte: `{{` in a script would have been rendered, not shipped."""
     manifests = render()
-    for name, text in manifests.get("ConfigMap", f"{FULLNAME}-hooks")["data"].items():
+    for name, text in manifests.scripts("hooks")["data"].items():
         assert text == (REPO / "hooks" / name).read_text()
     template = (REPO / "python" / "bind_ha" / "named.conf.j2").read_text()
     assert "{{" in template, "named.conf.j2 is a Jinja template for the agent"
-    assert manifests.get("ConfigMap", f"{FULLNAME}-python")["data"]["named.conf.j2"] == template
+    assert manifests.scripts("python")["data"]["named.conf.j2"] == template
 
 
 def test_configmaps_stay_under_the_size_limit() -> None:

@@ -68,9 +68,9 @@ def test_ct_lint_passes() -> None:
 
 
 def test_kube_version_constraint() -> None:
-    """kubeVersion >=1.29 (native sidecars): 1.29 renders, 1.28 is refused."""
-    assert "kind: StatefulSet" in render_text(extra=["--kube-version", "1.29.0"])
-    refused = helm("template", "test", str(CHART), "--kube-version", "1.28.9", check=False)
+    """kubeVersion >=1.30 (native sidecars; ValidatingAdmissionPolicy v1): 1.30 renders, 1.29 is refused."""
+    assert "kind: ValidatingAdmissionPolicy" in render_text(extra=["--kube-version", "1.30.0"])
+    refused = helm("template", "test", str(CHART), "--kube-version", "1.29.9", check=False)
     assert refused.returncode != 0 and "kubeVersion" in refused.stderr
 
 

@@ -29,7 +29,7 @@ def test_notes_show_roles_query_and_update() -> None:
     # signed update through the primary Service, with the update key from the Secret
     assert f"service/{FULLNAME}-primary" in text
     assert f"kubectl get secret -n {NAMESPACE} {FULLNAME}-tsig -o jsonpath='{{.data.update-secret}}'" in text
-    assert "nsupdate -v -y hmac-sha256:bind-ha-update:$SECRET" in text
+    assert "nsupdate -v -k update.key" in text
     assert "zone dyn.example" in text
     assert f"helm test -n {NAMESPACE} {RELEASE}" in text
 
@@ -52,3 +52,25 @@ def test_notes_for_load_balancers_and_existing_secrets() -> None:
     assert "status.loadBalancer.ingress" in text
     assert "kubectl get secret -n dns keys" in text
     assert "rollout restart statefulset" in text
+
+
+def test_notes_never_put_a_secret_on_a_command_line() -> None:
+    """Finding 11 of issue 10: `nsupdate -y ALG:NAME:SECRET` shows the key to anyone running `ps`."""
+    text = notes({"zones": [{"name": "dyn.example", "type": "dynamic", "nameservers": ["ns1.example."]}]})
+    assert "-y " not in text and "$SECRET" not in text
+    assert "umask 077" in text and "> update.key" in text
+
+
+def test_notes_warn_when_the_write_path_is_external() -> None:
+    text = notes({"service": {"primary": {"type": "LoadBalancer"}}})
+    assert "WARNING: service.primary is a LoadBalancer" in text
+    assert "WARNING: service.primary" not in notes({})
+    reflect = notes({"service": {"dns": {"type": "NodePort"}}, "rrl": {"mode": "never"}})
+    assert "reflect and amplify" in reflect
+    assert "reflect and amplify" not in notes({"service": {"dns": {"type": "NodePort"}}})
+
+
+def test_notes_list_client_keys_and_keep_the_secret() -> None:
+    text = notes({"tsig": {"clients": [{"name": "external-dns", "preset": "external-dns"}]}})
+    assert "external-dns: secret key client-external-dns (external-dns)" in text
+    assert "kept on uninstall" in text and "tsig.existingSecret" in text

@@ -14,7 +14,7 @@ import tarfile
 
 import pytest
 
-from tests.chart.helm import CHART, FULLNAME, helm, parse, render_text
+from tests.chart.helm import CHART, helm, parse, render_text
 from tests.harness.tools import REPO
 
 
@@ -72,8 +72,8 @@ def test_packaged_chart_renders_the_sources_into_configmaps(archive: pathlib.Pat
     """What the pods mount, rendered from the package itself, is the sources byte for byte."""
     manifests = parse(render_text(chart=archive))
     expected = sources()
-    package = manifests.get("ConfigMap", f"{FULLNAME}-python")["data"]
-    hooks = manifests.get("ConfigMap", f"{FULLNAME}-hooks")["data"]
+    package = manifests.scripts("python")["data"]
+    hooks = manifests.scripts("hooks")["data"]
     mounted = {f"files/bind_ha/{k}": v.encode() for k, v in package.items()}
     mounted |= {f"files/hooks/{k}": v.encode() for k, v in hooks.items()}
     assert mounted == expected

@@ -12,11 +12,17 @@ EXPECTED_RULES = [
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],
         "resourceNames": [f"{FULLNAME}-leader"],
-        "verbs": ["get", "update", "patch"],
+        "verbs": ["get", "update"],
     },
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "resourceNames": [f"{FULLNAME}-0", f"{FULLNAME}-1", f"{FULLNAME}-2"],
+        "verbs": ["patch"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 
 
@@ -120,3 +126,41 @@ def test_every_api_call_of_the_agent_is_allowed() -> None:
     assert ("leases", "create") in calls and ("pods", "list") in calls, f"found no API calls: {calls}"
     missing = calls - allowed(render())
     assert not missing, f"the agent calls the API for {sorted(missing)} but the Role does not allow it"
+
+
+def test_the_role_grants_no_verb_the_agent_never_uses() -> None:
+    """Finding 2 of issue 10: patch of Leases, get of pods, patch of Events were granted unused."""
+    unused = allowed(render()) - api_calls()
+    assert not unused, f"the Role grants {sorted(unused)} but the agent never calls them"
+
+
+def test_pods_may_be_patched_only_by_name_and_the_names_follow_replica_count() -> None:
+    for replicas in (1, 5):
+        rules = render({"replicaCount": replicas}).get("Role")["rules"]
+        (patch,) = [rule for rule in rules if "patch" in rule["verbs"]]
+        assert patch["resources"] == ["pods"]
+        assert patch["resourceNames"] == [f"{FULLNAME}-{ordinal}" for ordinal in range(replicas)]
+    long = render({"nameOverride": "n" * 63})
+    (patch,) = [rule for rule in long.get("Role")["rules"] if "patch" in rule["verbs"]]
+    statefulset = long.statefulset["metadata"]["name"]
+    assert patch["resourceNames"][0] == f"{statefulset}-0", "the StatefulSet's own pod names"
+
+
+def test_the_admission_policy_is_bound_to_the_agent_in_this_namespace() -> None:
+    manifests = render()
+    policy = manifests.get("ValidatingAdmissionPolicy")
+    binding = manifests.get("ValidatingAdmissionPolicyBinding")
+    name = f"{NAMESPACE}.{FULLNAME}.bind-ha.io"
+    assert policy["metadata"]["name"] == binding["metadata"]["name"] == name
+    assert "namespace" not in policy["metadata"], "cluster-scoped"
+    assert binding["spec"]["policyName"] == name and binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": NAMESPACE
+    }
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    (condition,) = policy["spec"]["matchConditions"]
+    assert (
+        condition["expression"]
+        == f'request.userInfo.username == "system:serviceaccount:{NAMESPACE}:{FULLNAME}"'
+    )
+    assert not render({"rbac": {"admissionPolicy": False}}).has("ValidatingAdmissionPolicy")

@@ -60,7 +60,9 @@ def test_selector_labels_are_name_instance_component_only() -> None:
 def test_long_release_names_are_cut_to_valid_lengths() -> None:
     manifests = render({"nameOverride": "n" * 63})
     for doc in manifests:
-        assert len(doc["metadata"]["name"]) <= 63, doc["metadata"]["name"]
+        # cluster-scoped admission objects are DNS subdomains (253), named NAMESPACE.FULLNAME.bind-ha.io
+        limit = 253 if doc["kind"].startswith("ValidatingAdmissionPolicy") else 63
+        assert len(doc["metadata"]["name"]) <= limit, doc["metadata"]["name"]
     # controller-revision-hash=<statefulset>-<10 characters> must fit in a label value
     assert len(manifests.statefulset["metadata"]["name"]) <= 52
     services = {svc["metadata"]["name"] for svc in manifests.all("Service")}
@@ -183,11 +185,10 @@ def volume_mounts(manifests: Manifests, container: str) -> dict[str, dict[str, A
 def test_scripts_are_mounted_from_configmaps() -> None:
     manifests = render()
     volumes = {volume["name"]: volume for volume in manifests.pod_spec["volumes"]}
-    assert volumes["python"]["configMap"]["name"] == f"{FULLNAME}-python"
-    assert volumes["hooks"]["configMap"]["name"] == f"{FULLNAME}-hooks"
-    assert manifests.has("ConfigMap", f"{FULLNAME}-python") and manifests.has(
-        "ConfigMap", f"{FULLNAME}-hooks"
-    )
+    for kind in ("python", "hooks"):
+        configmap = manifests.scripts(kind)
+        assert volumes[kind]["configMap"]["name"] == configmap["metadata"]["name"]
+        assert configmap["immutable"] is True
     for name in AGENT_CONTAINERS:
         mounts = volume_mounts(manifests, name)
         assert mounts["python"]["mountPath"] == "/opt/bind-ha/python/bind_ha"
@@ -373,9 +374,17 @@ def test_resources() -> None:
     agent = {"requests": {"cpu": "10m", "memory": "64Mi"}}
     manifests = render({"resources": named, "agent": {"resources": agent}})
     assert manifests.container("named")["resources"] == named
-    assert manifests.container("agent")["resources"] == agent
-    assert manifests.container("init")["resources"] == agent
-    assert "resources" not in render().container("named"), "resources are left for the user"
+    merged = {**agent, "limits": {"memory": "768Mi"}}  # helm merges maps: the default limit stays
+    assert manifests.container("agent")["resources"] == merged
+    assert manifests.container("init")["resources"] == merged
+    unlimited = render({"agent": {"resources": {"limits": None}}}).container("agent")["resources"]
+    assert "limits" not in unlimited, "null removes a default"
+    defaults = render()
+    for container in ("named", "agent", "init"):
+        assert defaults.container(container)["resources"]["limits"]["memory"], f"{container}: a memory limit"
+    exporter = render({"metrics": {"exporter": {"enabled": True}}}).container("exporter")
+    assert exporter["resources"]["limits"]["memory"] == "64Mi"
+    assert defaults.test_pod["spec"]["containers"][0]["resources"]["limits"]["memory"]
 
 
 def test_persistence_off_uses_an_emptydir() -> None:
