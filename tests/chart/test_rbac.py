@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.chart.helm import FULLNAME, NAMESPACE, Manifests, helm, parse, render
+from tests.chart.helm import FULLNAME, NAMESPACE, Manifests, parse, render
 from tests.harness.tools import REPO
 
 EXPECTED_RULES = [
@@ -63,14 +63,22 @@ def test_binding_ties_the_role_to_the_service_account() -> None:
     assert manifests.pod_spec["serviceAccountName"] == FULLNAME
 
 
-def test_rbac_file_renders_alone_for_the_integration_tests() -> None:
-    """tests/harness/pods.py renders templates/rbac.yaml and templates/serviceaccount.yaml alone."""
-    result = helm(
-        "template", "test", str(REPO / "chart"), "--namespace", NAMESPACE,
-        "--show-only", "templates/rbac.yaml", "--show-only", "templates/serviceaccount.yaml",
-    )  # fmt: skip
-    kinds = sorted(doc["kind"] for doc in parse(result.stdout))
-    assert kinds == ["Role", "RoleBinding", "ServiceAccount"]
+def test_rbac_files_render_alone_for_the_integration_tests() -> None:
+    """tests/harness/pods.py applies the chart's own RBAC and admission policy to local agents."""
+    from tests.harness.pods import MAX_PODS, rbac_manifest
+
+    documents = parse(rbac_manifest(NAMESPACE))
+    assert documents.kinds() == sorted(
+        [
+            "Role",
+            "RoleBinding",
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ]
+    )
+    (patch,) = [rule for rule in documents.get("Role")["rules"] if "patch" in rule["verbs"]]
+    assert len(patch["resourceNames"]) == MAX_PODS
 
 
 def test_existing_service_account_and_no_rbac() -> None:

@@ -53,8 +53,13 @@ class Timing:
     retry_period: float = 2
 
 
+# Pods the chart's Role lets the agents patch (by name, from replicaCount): the bench runs 5.
+MAX_PODS = 8
+
+
 def rbac_manifest(namespace: str) -> str:
-    """The chart's Role and RoleBinding, rendered by helm, for release 'test'."""
+    """The chart's Role, RoleBinding and admission policy, rendered by helm, for release 'test'.
+    The agents run under exactly the rights a real install gives them."""
     rendered = subprocess.run(
         [
             tool("helm"),
@@ -63,10 +68,16 @@ def rbac_manifest(namespace: str) -> str:
             str(REPO / "chart"),
             "--namespace",
             namespace,
+            "--set",
+            f"replicaCount={MAX_PODS}",
             "--show-only",
             "templates/rbac.yaml",
             "--show-only",
             "templates/serviceaccount.yaml",
+            "--show-only",
+            "templates/admission-policy.yaml",
+            "--show-only",
+            "templates/admission-policy-binding.yaml",
         ],
         capture_output=True,
         text=True,
@@ -398,6 +409,7 @@ class LocalRelease:
         scratch.replace(self.zones_file)
 
     def add_pods(self, count: int) -> list[LocalPod]:
+        assert len(self.pods) + count <= MAX_PODS, f"the chart's Role names {MAX_PODS} pods"
         created = []
         for _ in range(count):
             name = f"{RELEASE}-bind-ha-{len(self.pods)}"
