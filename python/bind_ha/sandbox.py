@@ -62,7 +62,12 @@ SYSTEM_FILES = (
     "/etc/ssl/openssl.cnf",
     "/etc/localtime",
     "/proc/sys/vm/overcommit_memory",
+    "/proc/stat",
+    "/proc/cpuinfo",
+    "/proc/meminfo",
     "/sys/kernel/mm/transparent_hugepage/enabled",
+    "/sys/devices/system/cpu/online",
+    "/sys/devices/system/cpu/possible",
     "/dev/urandom",
 )
 DEV_NULL = "/dev/null"
@@ -145,11 +150,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--file-size", type=int, default=1 << 30)
     parser.add_argument("--read", action="append", default=[], help="another directory to allow reading")
     parser.add_argument("--probe", action="store_true", help="exit 0 if Landlock applies, 3 if not")
+    parser.add_argument("--no-landlock", action="store_true", help="rlimits and a clean environment only")
     parser.add_argument("program", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     program = args.program[1:] if args.program[:1] == ["--"] else args.program
     try:
-        restrict(args.workdir, args.read)
+        if not args.no_landlock:
+            restrict(args.workdir, args.read)
     except Unavailable:
         if args.probe:
             return PROBE_UNAVAILABLE

@@ -111,20 +111,33 @@ def _compiler() -> str:
     return str(Path(found).resolve())
 
 
+PROBE_ZONE = "$TTL 60\n@ IN SOA ns1 host 1 60 60 60 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+PROBE_SPEC = ZoneSpec(name="probe.invalid", type="static", text=PROBE_ZONE, origin="the sandbox self-check")
+
+
 @functools.cache
 def kernel_sandbox() -> bool:
-    """Whether Landlock confines the compiler here (said once in the log when it does not)."""
-    probe = _sandbox_command(Path(tempfile.gettempdir()), DEFAULT_LIMITS, probe=True)
-    available = subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0
-    if not available:
-        log.warning(
-            "Landlock is not available: the zone compiler is confined by $INCLUDE refusal, stdin "
-            "input, rlimits and a clean environment only"
-        )
-    return available
+    """Whether Landlock confines the compiler here: the kernel must offer it, and a known-good
+    zone must compile under it (a system whose compiler needs files the sandbox does not allow
+    would otherwise reject every zone). Said once in the log when it does not."""
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = [*_sandbox_command(Path(scratch), DEFAULT_LIMITS, landlock=True), "--probe"]
+        if subprocess.run(probe, capture_output=True, timeout=60, check=False).returncode != 0:
+            log.warning(
+                "Landlock is not available: the zone compiler is confined by $INCLUDE refusal, stdin "
+                "input, rlimits and a clean environment only"
+            )
+            return False
+        try:
+            output = str(Path(scratch) / "probe.out")
+            _run_compiler(PROBE_SPEC, PROBE_ZONE, Path(scratch), DEFAULT_LIMITS, True, "-o", output)
+        except ZoneError as error:
+            log.error("the zone compiler fails under Landlock (%s): compiling without it", error)
+            return False
+    return True
 
 
-def _sandbox_command(workdir: Path, limits: ZoneLimits, *, probe: bool = False) -> list[str]:
+def _sandbox_command(workdir: Path, limits: ZoneLimits, *, landlock: bool) -> list[str]:
     command = [
         sys.executable, "-I", str(SANDBOX),
         "--workdir", str(workdir),
@@ -133,14 +146,26 @@ def _sandbox_command(workdir: Path, limits: ZoneLimits, *, probe: bool = False) 
         "--file-size", str(max(4 * limits.max_bytes, 1 << 28)),
         "--read", str(Path(_compiler()).parent),
     ]  # fmt: skip
-    return [*command, "--probe"] if probe else command
+    return command if landlock else [*command, "--no-landlock"]
 
 
 def _compilezone(spec: ZoneSpec, text: str, workdir: Path, limits: ZoneLimits, *options: str) -> None:
     """Run named-compilezone (BIND's own parser) confined, on text given on stdin; ZoneError
     names the zone and line. `options` must end with the output path (inside workdir)."""
-    kernel_sandbox()
-    command = [*_sandbox_command(workdir, limits), "--", _compiler(), *options, spec.name, STDIN]
+    _run_compiler(spec, text, workdir, limits, kernel_sandbox(), *options)
+
+
+def _run_compiler(
+    spec: ZoneSpec, text: str, workdir: Path, limits: ZoneLimits, landlock: bool, *options: str
+) -> None:
+    command = [
+        *_sandbox_command(workdir, limits, landlock=landlock),
+        "--",
+        _compiler(),
+        *options,
+        spec.name,
+        STDIN,
+    ]
     try:
         result = subprocess.run(
             command,

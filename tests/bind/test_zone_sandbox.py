@@ -8,6 +8,7 @@ gigabytes or the election thread.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import pathlib
 import secrets
@@ -197,3 +198,27 @@ def test_zones_compile_off_the_callers_thread(tmp_path: pathlib.Path) -> None:
     assert ready.wait(120), "the worker said when it was done"
     assert catalog.refresh().changed == ("big.test",)
     assert catalog.zones["big.test"].text.count("\n") > 200_000
+
+
+def test_a_compiler_needing_more_than_the_sandbox_allows_runs_without_landlock_and_says_so(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a system whose BIND needs a file Landlock does not allow, zones must still compile
+    (with $INCLUDE refused, rlimits and a clean environment), and the log must say so."""
+    needed = tmp_path / "elsewhere" / "needed.conf"
+    needed.parent.mkdir()
+    needed.write_text("x\n")
+    compiler = tmp_path / "bin" / "named-compilezone"
+    compiler.parent.mkdir()
+    compiler.write_text(f"#!/bin/sh\ncat {needed} >/dev/null || exit 1\ncat >/dev/null\n")
+    compiler.chmod(0o755)
+    monkeypatch.setattr(zonefiles, "_compiler", lambda: str(compiler))
+    zonefiles.kernel_sandbox.cache_clear()
+    try:
+        with caplog.at_level(logging.ERROR, logger="bind_ha.zonefiles"):
+            assert zonefiles.kernel_sandbox() is False
+        assert "the zone compiler fails under Landlock" in caplog.text
+    finally:
+        monkeypatch.undo()
+        zonefiles.kernel_sandbox.cache_clear()
+    assert zonefiles.kernel_sandbox() is True, "the real compiler works under Landlock here"
