@@ -115,12 +115,18 @@ def _types(raw: object, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(types))
 
 
-def _grant(raw: object, where: str) -> Grant:
+def _mapping(raw: object, fields: set[str], where: str) -> Mapping[str, Any]:
+    """raw as a mapping holding only the given fields; ClientError naming where otherwise."""
     if not isinstance(raw, Mapping):
-        raise ClientError(f"{where} must be a mapping with match, name and types")
-    unknown = set(raw) - GRANT_FIELDS
+        raise ClientError(f"{where} must be a mapping of {', '.join(sorted(fields))}")
+    unknown = set(raw) - fields
     if unknown:
         raise ClientError(f"{where} has unknown field(s): {', '.join(sorted(map(str, unknown)))[:80]}")
+    return raw
+
+
+def _grant(raw: object, where: str) -> Grant:
+    raw = _mapping(raw, GRANT_FIELDS, where)
     match = raw.get("match")
     if match not in MATCHES:
         raise ClientError(f"{where}.match must be one of {', '.join(MATCHES)}")
@@ -150,11 +156,7 @@ def _preset_grants(preset: object, names: list[str], where: str) -> list[Grant]:
 
 
 def parse_client(raw: object, where: str) -> Client:
-    if not isinstance(raw, Mapping):
-        raise ClientError(f"{where} must be a mapping")
-    unknown = set(raw) - CLIENT_FIELDS
-    if unknown:
-        raise ClientError(f"{where} has unknown field(s): {', '.join(sorted(map(str, unknown)))[:80]}")
+    raw = _mapping(raw, CLIENT_FIELDS, where)
     name = _name(raw.get("name"), f"{where}.name")
     where = f"{where} ({name})"
     names = [_name(item, f"{where}.names[{i}]") for i, item in _items(raw, "names", where)]

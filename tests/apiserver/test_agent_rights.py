@@ -265,22 +265,33 @@ def test_rights_the_agent_no_longer_has(cluster: Cluster, release: str, verb: st
     assert not cluster.can_i(release, verb, resource)
 
 
+def install(cluster: Cluster, prefix: str, replicas: int, tmp_path: Path) -> tuple[str, Path]:
+    """The chart in a new restricted namespace (no admission policy: not what these tests look
+    at); returns the namespace and the values file, for upgrades."""
+    namespace = cluster.restricted_namespace(prefix)
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump({"zones": MINIMAL_ZONES, "replicaCount": replicas, "rbac": {"admissionPolicy": False}})
+    )
+    cluster.helm(namespace, "install", RELEASE, str(CHART), "-f", str(values))
+    return namespace, values
+
+
+def uninstall(cluster: Cluster, namespace: str) -> None:
+    cluster.helm(namespace, "uninstall", RELEASE)
+    kubernetes.client.CoreV1Api(cluster.api).delete_namespace(namespace)
+
+
 def test_an_upgrade_to_more_replicas_extends_the_pods_the_agent_may_patch(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    namespace = cluster.restricted_namespace("scale")
-    values = tmp_path / "values.yaml"
-    values.write_text(
-        yaml.safe_dump({"zones": MINIMAL_ZONES, "replicaCount": 2, "rbac": {"admissionPolicy": False}})
-    )
-    cluster.helm(namespace, "install", RELEASE, str(CHART), "-f", str(values))
+    namespace, values = install(cluster, "scale", 2, tmp_path)
     assert cluster.can_i(namespace, "patch", f"pods/{FULLNAME}-1")
     assert not cluster.can_i(namespace, "patch", f"pods/{FULLNAME}-4")
     cluster.helm(namespace, "upgrade", RELEASE, str(CHART), "-f", str(values), "--set", "replicaCount=5")
     assert cluster.can_i(namespace, "patch", f"pods/{FULLNAME}-4")
     assert not cluster.can_i(namespace, "patch", f"pods/{FULLNAME}-5")
-    cluster.helm(namespace, "uninstall", RELEASE)
-    kubernetes.client.CoreV1Api(cluster.api).delete_namespace(namespace)
+    uninstall(cluster, namespace)
 
 
 def scripts_configmaps(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
@@ -296,12 +307,7 @@ def test_code_configmaps_cannot_be_edited_and_an_upgrade_rolls_onto_new_ones(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     """Finding 6: before, anyone able to edit the ConfigMap changed the code under running pods."""
-    namespace = cluster.restricted_namespace("code")
-    values = tmp_path / "values.yaml"
-    values.write_text(
-        yaml.safe_dump({"zones": MINIMAL_ZONES, "replicaCount": 1, "rbac": {"admissionPolicy": False}})
-    )
-    cluster.helm(namespace, "install", RELEASE, str(CHART), "-f", str(values))
+    namespace, values = install(cluster, "code", 1, tmp_path)
     first = scripts_configmaps(cluster, namespace)
     assert len(first) == 2 and all(item["immutable"] is True for item in first.values())
     python = next(name for name in first if "-python-" in name)
@@ -324,5 +330,4 @@ def test_code_configmaps_cannot_be_edited_and_an_upgrade_rolls_onto_new_ones(
     assert statefulset is not None
     volumes = {v["name"]: v for v in statefulset["spec"]["template"]["spec"]["volumes"]}
     assert volumes["python"]["configMap"]["name"] == new_python, "the pods roll onto the new code"
-    cluster.helm(namespace, "uninstall", RELEASE)
-    kubernetes.client.CoreV1Api(cluster.api).delete_namespace(namespace)
+    uninstall(cluster, namespace)

@@ -16,6 +16,7 @@ from bind_ha.keys import SecretError, check_secret
 from bind_ha.peers import Status
 from bind_ha.settings import SettingsError
 from bind_ha.zonemodel import ZoneError, ZoneLimits, parse_zones, zone_from_file
+from tests.unit.test_settings import REQUIRED
 
 BASE = {"name": "example.test", "nameservers": ["ns1.example.test."], "records": "ns1 IN A 192.0.2.1\n"}
 HEADER = "$TTL 60\n@ IN SOA ns1 host 1 60 60 60 60\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
@@ -218,15 +219,6 @@ def test_a_lift_that_did_not_move_the_serial_is_a_failure() -> None:
 
 
 # ---- finding 10: settings are finite, bounded, ASCII; key names are names and distinct --------
-
-REQUIRED = {
-    "POD_NAME": "dns-0",
-    "POD_UID": "u-1",
-    "POD_NAMESPACE": "dns",
-    "POD_IP": "10.0.0.5",
-    "BIND_HA_LEASE_NAME": "dns-bind-ha-leader",
-    "BIND_HA_PEER_SELECTOR": "app=dns",
-}
 
 
 @pytest.mark.parametrize(
