@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from tests.chart.helm import FULLNAME, NAMESPACE, Manifests, parse, render
 from tests.harness.tools import REPO
 
@@ -172,3 +174,22 @@ def test_the_admission_policy_is_bound_to_the_agent_in_this_namespace() -> None:
         == f'request.userInfo.username == "system:serviceaccount:{NAMESPACE}:{FULLNAME}"'
     )
     assert not render({"rbac": {"admissionPolicy": False}}).has("ValidatingAdmissionPolicy")
+
+
+def test_the_admission_policy_allows_exactly_the_labels_and_annotations_the_agent_writes() -> None:
+    """A new annotation or label in the agent (settings.*_annotation, *_label) must be allowed
+    by the policy too, or every agent's write of it is refused at admission."""
+    from bind_ha import settings
+    from tests.unit.test_settings import REQUIRED
+
+    loaded = settings.load(REQUIRED)
+    written = {
+        kind: {getattr(loaded, name) for name in dir(type(loaded)) if name.endswith(f"_{kind}")}
+        for kind in ("annotation", "label")
+    }
+    policy = yaml.safe_dump(render().get("ValidatingAdmissionPolicy")["spec"]["validations"])
+    allowed_annotations = set(re.findall(r'"(bind-ha\.io/[a-z-]+)"', policy.replace("\\", ""))) - {
+        "bind-ha.io/role"
+    }
+    assert written["annotation"] == allowed_annotations
+    assert written["label"] == {"bind-ha.io/role"}
