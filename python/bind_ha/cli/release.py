@@ -39,7 +39,7 @@ def find_release(api: Api, wanted: str | None) -> str:
     pods = api.list_pods(f"{CHART_SELECTOR},{COMPONENT_LABEL}=server")
     found = sorted({str((pod.metadata.labels or {}).get(INSTANCE_LABEL, "")) for pod in pods} - {""})
     if wanted is not None:
-        if wanted not in found and api.read_lease(names.lease_name(wanted)) is None:
+        if wanted not in found and not _has_lease(api, wanted):
             listed = ", ".join(found) if found else "none"
             raise CommandError(
                 f"no bind-ha release {wanted} in namespace {api.namespace} (releases: {listed})"
@@ -52,6 +52,15 @@ def find_release(api: Api, wanted: str | None) -> str:
     raise CommandError(
         f"{len(found)} bind-ha releases in namespace {api.namespace}: {', '.join(found)}; name one"
     )
+
+
+def _has_lease(api: Api, release: str) -> bool:
+    """A release whose pods are all gone still has its Lease (an operator may lack the right to read
+    the Lease of a release that does not exist: that is a no too)."""
+    try:
+        return api.read_lease(names.lease_name(release)) is not None
+    except CommandError:
+        return False
 
 
 def _env(pod: Any) -> dict[str, str]:
