@@ -29,7 +29,9 @@ def test_notes_show_roles_query_and_update() -> None:
     # signed update through the primary Service, with the update key from the Secret
     assert f"service/{FULLNAME}-primary" in text
     assert f"kubectl get secret -n {NAMESPACE} {FULLNAME}-tsig -o jsonpath='{{.data.update-secret}}'" in text
-    assert "nsupdate -v -y hmac-sha256:bind-ha-update:$SECRET" in text
+    assert """printf 'key "bind-ha-update" {\\n\\talgorithm hmac-sha256;\\n\\tsecret "'""" in text
+    assert "nsupdate -v -k update.key <<EOF" in text
+    assert " -y " not in text, "the secret never goes on a command line"
     assert "zone dyn.example" in text
     assert f"helm test -n {NAMESPACE} {RELEASE}" in text
 
@@ -52,3 +54,17 @@ def test_notes_for_load_balancers_and_existing_secrets() -> None:
     assert "status.loadBalancer.ingress" in text
     assert "kubectl get secret -n dns keys" in text
     assert "rollout restart statefulset" in text
+
+
+def test_notes_point_each_client_at_its_own_spelling() -> None:
+    text = notes({})
+    assert f"bind-ha client-config external-dns {RELEASE} -n {NAMESPACE}" in text
+    assert "one --rfc2136-host (this primary Service) and --rfc2136-axfr" in text
+    assert "cert-manager takes tsigAlgorithm HMACSHA256." in text
+    assert '"Operating a release" in the project\'s README' in text
+    assert "take the same" not in text and "--rfc2136-tsig-axfr" not in text
+    assert "cert-manager takes tsigAlgorithm HMACSHA512." in notes({"tsig": {"algorithm": "hmac-sha512"}})
+    for algorithm in ("hmac-sha384", "hmac-sha224"):
+        refused = notes({"tsig": {"algorithm": algorithm}})
+        assert f"cert-manager cannot use {algorithm} (only hmac-sha256 or hmac-sha512)." in refused
+        assert "tsigAlgorithm" not in refused
