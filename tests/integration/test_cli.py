@@ -7,6 +7,7 @@ on requests: these tests check what the command writes and reports, never a fake
 
 from __future__ import annotations
 
+import base64
 import json
 import pathlib
 import subprocess
@@ -18,10 +19,13 @@ import kubernetes
 import pytest
 
 from bind_ha import requests
+from bind_ha.cli import clients
+from tests.chart.helm import CHART, helm
+from tests.harness import dnsclient
 from tests.harness.cluster import LocalCluster
 from tests.harness.examples import EXAMPLE_ZONES
 from tests.harness.named import LoopbackAllocator
-from tests.harness.pods import LocalRelease, Timing
+from tests.harness.pods import DNS_PORT, UPDATE_KEY, LocalRelease, Timing
 from tests.harness.tools import path_with_tools, tool
 
 
@@ -232,3 +236,61 @@ def test_usage_and_connection_errors_exit_2(release: LocalRelease) -> None:
     assert elsewhere.returncode == 2 and "no bind-ha release in namespace default" in elsewhere.stderr
     config = bind_ha(release, "client-config", "nsupdate")
     assert config.returncode == 2 and "expected one StatefulSet of release test, found 0" in config.stderr
+
+
+def key_file_block(text: str) -> str:
+    """The shell lines of a printed recipe that write the nsupdate key file."""
+    lines = [line.strip() for line in text.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("( umask 077;"))
+    end = next(i for i in range(start, len(lines)) if lines[i].endswith(".key )"))
+    return "\n".join(lines[start : end + 1])
+
+
+def test_the_printed_nsupdate_recipes_make_a_key_the_primary_accepts(
+    release: LocalRelease, tmp_path: pathlib.Path
+) -> None:
+    """client-config's and NOTES' key-file lines, run by bash with a kubectl that prints the Secret
+    as `kubectl get secret -o jsonpath={.data.update-secret}` would; nsupdate -k then updates the
+    real primary."""
+    leader, _followers = release.start_pods(2)
+    shim = tmp_path / "bin" / "kubectl"
+    shim.parent.mkdir()
+    encoded = base64.b64encode(release.secret("update-secret").encode()).decode()
+    shim.write_text(f"#!/bin/sh\nprintf %s '{encoded}'\n")
+    shim.chmod(0o755)
+    settings = clients.ClientSettings(
+        release="test",
+        namespace=release.namespace,
+        service="test-bind-ha-primary",
+        port=53,
+        key_name=UPDATE_KEY,
+        algorithm="hmac-sha256",
+        secret_name="test-bind-ha-tsig",
+    )
+    printed = {
+        "client-config": clients.recipe("nsupdate", settings, zone="dyn.test"),
+        "NOTES": helm(
+            "install", "test", str(CHART), "-n", release.namespace, "--dry-run=client",
+            "--set", f"tsig.updateKeyName={UPDATE_KEY}",
+        ).stdout,
+    }  # fmt: skip
+    env = {"PATH": f"{shim.parent}:{path_with_tools()}"}
+    for source, text in printed.items():
+        workdir = tmp_path / source
+        workdir.mkdir()
+        subprocess.run(["bash", "-c", key_file_block(text)], cwd=workdir, env=env, check=True, timeout=30)
+        (keyfile,) = workdir.glob("*.key")
+        assert keyfile.stat().st_mode & 0o077 == 0, "the key file is private"
+        name = f"{source.lower().replace('-', '')}.dyn.test."
+        script = f"server {leader.address} {DNS_PORT}\nzone dyn.test\nupdate add {name} 60 TXT ok\nsend\n"
+        result = subprocess.run(
+            [tool("nsupdate"), "-k", str(keyfile)],
+            check=False,
+            input=script,
+            text=True,
+            capture_output=True,
+            env=env,
+            timeout=30,
+        )
+        assert result.returncode == 0, f"{source}: {result.stderr}"
+        assert dnsclient.lookup(leader.address, DNS_PORT, name, "TXT") == ['"ok"']
