@@ -7,12 +7,15 @@ starts a control plane and a three-pod release (namespace `dns`, release `test`)
 `make demo` does, then runs each command with KUBECONFIG pointing at the cluster and
 `bind-ha` on PATH, and prints each command and what it printed. A command `crash-primary`
 SIGKILLs the current primary's processes, `wait-leader` waits for a new primary, and
-`ready` reports every pod's readiness as a kubelet would.
+`ready` reports every pod's readiness as a kubelet would, and `install-chart RELEASE
+NAMESPACE [HELM ARGS]` installs the chart for real into another namespace (its pods never
+run: there is no kubelet), for client-config, which reads the StatefulSet and Services.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -27,7 +30,7 @@ from tests.harness.pods import LocalRelease
 from tests.harness.tools import REPO, path_with_tools
 
 
-def _special(release: LocalRelease, command: str) -> bool:
+def _special(release: LocalRelease, command: str, env: dict[str, str]) -> bool:
     if command == "crash-primary":
         leader = release.wait_for_leader()
         leader.crash()
@@ -40,6 +43,12 @@ def _special(release: LocalRelease, command: str) -> bool:
         return True
     if command == "ready":
         release.report_readiness()
+        return True
+    if command.startswith("install-chart "):
+        name, namespace, *extra = shlex.split(command)[1:]
+        chart = str(REPO / "chart")
+        install = ["helm", "install", name, chart, "-n", namespace, "--create-namespace", *extra]
+        subprocess.run(install, env=env, check=True, capture_output=True, cwd=REPO)
         return True
     return False
 
@@ -65,7 +74,7 @@ def run(root: Path, commands: list[str]) -> None:
         namespace = ["kubectl", "config", "set-context", "--current", "--namespace=dns"]
         subprocess.run(namespace, env=env, check=True, capture_output=True)
         for command in commands:
-            if _special(release, command):
+            if _special(release, command, env):
                 continue
             result = subprocess.run(
                 command, shell=True, env=env, capture_output=True, text=True, cwd=REPO, check=False
