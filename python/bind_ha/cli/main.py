@@ -28,6 +28,7 @@ from bind_ha.requests import Answer, Failover, Pause, Reseed, Switchover
 
 DEFAULT_WAIT = 60.0
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+INTERRUPTED = 130  # as a shell reports SIGINT
 
 
 @dataclass
@@ -161,6 +162,7 @@ class Session:
     context: Context
     api: Api
     release: str
+    asker: str | None = None  # who(), asked once
 
     def wall(self) -> datetime.datetime:
         return self.context.clock.wall()
@@ -170,9 +172,12 @@ class Session:
         return view, wired, assess(view, self.wall())
 
     def who(self) -> str:
-        return (self.api.whoami() or self.api.connection.user or self.context.env.get("USER") or "unknown")[
-            : requests.MAX_BY
-        ]
+        """Who asks: the user the API server authenticated, else the kubeconfig's user entry."""
+        if self.asker is None:
+            self.asker = (
+                self.api.whoami() or self.api.connection.user or self.context.env.get("USER") or "unknown"
+            )[: requests.MAX_BY]
+        return self.asker
 
     def lease(self, wired: Wiring) -> Lease:
         return Lease(self.api, wired.lease_name, requests.Keys(wired.prefix))
@@ -267,8 +272,6 @@ def cmd_pause(session: Session, args: argparse.Namespace) -> int:
     if found.paused:
         session.context.say(f"{view.release} is already paused: {_pause_text(found.pause)}")
         return 0
-    if len(args.reason) > requests.MAX_TEXT:
-        raise CommandError(f"--reason is longer than {requests.MAX_TEXT} characters")
     pause = Pause(id=_new_id(), by=session.who(), at=session.wall(), reason=args.reason)
     why = f" ({args.reason})" if args.reason else ""
     return _send(
@@ -429,6 +432,12 @@ def run(argv: Sequence[str], context: Context, *, prog: str = "bind-ha") -> int:
     except CommandError as error:
         context.err.write(f"error: {error}\n")
         return USAGE
+    except requests.RequestError as error:  # e.g. a --reason with control characters
+        context.err.write(f"error: the request would be malformed: {error}\n")
+        return USAGE
+    except KeyboardInterrupt:
+        context.err.write("interrupted\n")
+        return INTERRUPTED
 
 
 def main() -> int:
