@@ -234,6 +234,10 @@ def test_usage_and_connection_errors_exit_2(release: LocalRelease) -> None:
     )
     elsewhere = bind_ha(release, "status", namespace="default")
     assert elsewhere.returncode == 2 and "no bind-ha release in namespace default" in elsewhere.stderr
+    control = bind_ha(release, "pause", "--reason", "line\x1b[2J")
+    assert control.returncode == 2
+    assert control.stderr == "error: the request would be malformed: reason contains control characters\n"
+    assert not lease_requests(release).paused
     config = bind_ha(release, "client-config", "nsupdate")
     assert config.returncode == 2 and "expected one StatefulSet of release test, found 0" in config.stderr
 
