@@ -8,6 +8,7 @@ on requests: these tests check what the command writes and reports, never a fake
 from __future__ import annotations
 
 import base64
+import io
 import json
 import pathlib
 import subprocess
@@ -19,7 +20,8 @@ import kubernetes
 import pytest
 
 from bind_ha import requests
-from bind_ha.cli import clients
+from bind_ha.cli import clients, main
+from bind_ha.clock import SystemClock
 from tests.chart.helm import CHART, helm
 from tests.harness import dnsclient
 from tests.harness.cluster import LocalCluster
@@ -27,6 +29,7 @@ from tests.harness.examples import EXAMPLE_ZONES
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import DNS_PORT, UPDATE_KEY, LocalRelease, Timing
 from tests.harness.tools import path_with_tools, tool
+from tests.unit.cli_views import write_kubeconfig
 
 
 def bind_ha(
@@ -298,3 +301,16 @@ def test_the_printed_nsupdate_recipes_make_a_key_the_primary_accepts(
         )
         assert result.returncode == 0, f"{source}: {result.stderr}"
         assert dnsclient.lookup(leader.address, DNS_PORT, name, "TXT") == ['"ok"']
+
+
+def test_an_unreachable_api_server_exits_2_with_the_reason(tmp_path: pathlib.Path) -> None:
+    """Nothing listens on 127.0.0.1:9 in the test's network namespace."""
+    config = write_kubeconfig(tmp_path / "config", "https://127.0.0.1:9")
+    out, err = io.StringIO(), io.StringIO()
+    context = main.Context(env={}, out=out, err=err, clock=SystemClock(), sleep=lambda _s: None)
+    code = main.run(["status", "--kubeconfig", str(config), "--request-timeout", "2"], context)
+    assert code == 2
+    assert err.getvalue().startswith(
+        "error: list pods in default: cannot reach the API server at https://127.0.0.1:9"
+    )
+    assert out.getvalue() == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import pathlib
 from dataclasses import replace
 
 from bind_ha import requests
@@ -80,3 +81,15 @@ def healthy(serials: dict[str, int] | None = None) -> ReleaseView:
 def with_pod(view: ReleaseView, name: str, **changes: object) -> ReleaseView:
     pods = tuple(replace(p, **changes) if p.name == name else p for p in view.pods)  # type: ignore[arg-type]
     return replace(view, pods=pods)
+
+
+def write_kubeconfig(path: pathlib.Path, server: str, *, namespace: str | None = None) -> pathlib.Path:
+    """A minimal kubeconfig with one context, a, for server."""
+    context = f"{{cluster: c, user: u{', namespace: ' + namespace if namespace else ''}}}"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        f"clusters: [{{name: c, cluster: {{server: '{server}', insecure-skip-tls-verify: true}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        f"contexts: [{{name: a, context: {context}}}]\n"
+    )
+    return path

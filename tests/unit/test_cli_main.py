@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import pathlib
 
 import pytest
 
 from bind_ha.cli import api, main
 from bind_ha.cli.api import CommandError
-from bind_ha.clock import SystemClock
+from tests.unit.cli_views import write_kubeconfig
 
 
 def parse(*argv: str) -> object:
@@ -88,36 +87,18 @@ def test_without_any_configuration_the_command_says_what_to_do(tmp_path: pathlib
 
 
 def test_a_bad_context_or_file_is_a_usage_error(tmp_path: pathlib.Path) -> None:
-    config = tmp_path / "config"
-    config.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
-        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: a, context: {cluster: c, user: u, namespace: dns}}]\n"
-    )
+    config = write_kubeconfig(tmp_path / "config", "https://127.0.0.1:1", namespace="dns")
     connection = api.connect(kubeconfig=str(config), context=None, namespace=None, env={})
     assert (connection.namespace, connection.server, connection.user) == ("dns", "https://127.0.0.1:1", "u")
     assert api.connect(kubeconfig=str(config), context="a", namespace="other", env={}).namespace == "other"
+    assert (
+        api.connect(
+            kubeconfig=str(write_kubeconfig(config, "https://h:1")), context=None, namespace=None, env={}
+        ).namespace
+        == "default"
+    )
     with pytest.raises(CommandError):
         api.connect(kubeconfig=str(config), context="nope", namespace=None, env={})
     config.write_text("not: [a kubeconfig")
     with pytest.raises(CommandError):
         api.connect(kubeconfig=str(config), context=None, namespace=None, env={})
-
-
-def test_an_unreachable_api_server_exits_2_with_the_reason(tmp_path: pathlib.Path) -> None:
-    config = tmp_path / "config"
-    config.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
-        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9', insecure-skip-tls-verify: true}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: a, context: {cluster: c, user: u}}]\n"
-    )
-    out, err = io.StringIO(), io.StringIO()
-    context = main.Context(env={}, out=out, err=err, clock=SystemClock(), sleep=lambda _s: None)
-    code = main.run(["status", "--kubeconfig", str(config), "--request-timeout", "2"], context)
-    assert code == 2
-    assert err.getvalue().startswith(
-        "error: list pods in default: cannot reach the API server at https://127.0.0.1:9"
-    )
-    assert out.getvalue() == ""
