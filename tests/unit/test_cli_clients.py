@@ -183,3 +183,9 @@ def test_zone_and_client_namespace_are_checked() -> None:
 def test_the_external_address_is_offered_when_there_is_one() -> None:
     text = clients.recipe("nsupdate", replace(SETTINGS, external="192.0.2.10 port 53"))
     assert "external address 192.0.2.10 port 53" in text
+
+
+def test_zone_names_published_by_pods_are_shown_only_when_they_are_names() -> None:
+    text = clients.recipe("lego", replace(SETTINGS, zones=("k8s.example.com", "\x1b[2Jevil", "a b")))
+    assert "(it serves: k8s.example.com)" in text
+    assert "\x1b" not in text

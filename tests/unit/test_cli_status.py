@@ -271,3 +271,13 @@ def test_a_pod_that_publishes_nothing_shows_dashes() -> None:
     text = render.table(view, assess(view, NOW), NOW)
     row = next(line for line in text.splitlines() if line.startswith("p-1"))
     assert row.split() == ["p-1", "node-1", "10.0.0.1", "secondary", "-", "no", "-", "-"]
+
+
+def test_a_hostile_zone_name_cannot_drive_the_terminal() -> None:
+    """A pod's status annotation is written by that pod: its zone names reach the table as text only."""
+    evil = "\x1b]0;owned\x07\x1b[2Jdyn.test"
+    view = with_pod(healthy(), "p-2", status=Status(True, {"dyn.test": 1002, "example.test": 7, evil: 1}))
+    text = render.table(view, assess(view, NOW), NOW)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\ufffd]0;owned\ufffd\ufffd[2Jdyn.test" in text
+    assert "\\u001b" in render.render(view, assess(view, NOW), NOW, "json")

@@ -104,10 +104,18 @@ def _zone(settings: ClientSettings, zone: str | None) -> tuple[str, list[str]]:
     """The zone to show, and a comment line about the release's zones when none was chosen."""
     if zone:
         return zone.rstrip("."), []
-    served = ", ".join(settings.zones) if settings.zones else "none published yet"
+    names = [zone for zone in settings.zones if _is_zone_name(zone)]  # pods publish them: hostile input
+    served = ", ".join(names) if names else "none published yet"
     return ZONE_PLACEHOLDER, [
         f"# {ZONE_PLACEHOLDER}: one of this release's dynamic zones (it serves: {served})"
     ]
+
+
+def _is_zone_name(text: str) -> bool:
+    try:
+        return zone_name(text) == text
+    except RequestError:
+        return False
 
 
 def _decode(settings: ClientSettings) -> str:

@@ -175,7 +175,18 @@ def verdict(assessment: Assessment) -> str:
     )
 
 
+def printable(text: str) -> str:
+    """Zone names and serials come from pods' annotations: no terminal escape reaches the screen."""
+    return "".join(
+        character if character.isprintable() or character == "\n" else "\ufffd" for character in text
+    )
+
+
 def table(view: ReleaseView, assessment: Assessment, now: datetime.datetime) -> str:
+    return printable(_table(view, assessment, now))
+
+
+def _table(view: ReleaseView, assessment: Assessment, now: datetime.datetime) -> str:
     lines = [f"Release {view.release} in namespace {view.namespace}: {verdict(assessment)}", ""]
     lines += _pod_table(assessment) if assessment.pods else ["(no pods)"]
     lines += ["", *_lease_lines(view, assessment, now)]
