@@ -51,7 +51,7 @@ debian_packages() {
 python_venv() {
   # The venv lives in the clone, so its stamp does too (not in the cache).
   local want have
-  want=$(cat "$repo/requirements-dev.txt" "$repo/constraints.txt" | sha256sum | cut -c1-16)
+  want=$(cat "$repo/requirements-dev.txt" "$repo/constraints.txt" "$repo/pyproject.toml" | sha256sum | cut -c1-16)
   have=$(cat "$repo/.venv/.requirements-stamp" 2>/dev/null || true)
   if [ "$want" = "$have" ]; then
     echo "setup: python-venv: cached"
@@ -60,6 +60,9 @@ python_venv() {
   local start=$SECONDS
   [ -x "$repo/.venv/bin/python" ] || python3 -m venv "$repo/.venv"
   "$repo/.venv/bin/pip" install -q --disable-pip-version-check -r "$repo/requirements-dev.txt" -c "$repo/constraints.txt"
+  # The package itself, editable, so `bind-ha` and `kubectl-bind_ha` are on PATH; its
+  # dependencies are already pinned above, and the pinned setuptools builds it.
+  "$repo/.venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"
   echo "$want" >"$repo/.venv/.requirements-stamp"
   echo "setup: python-venv: done in $((SECONDS - start))s"
 }

@@ -161,13 +161,24 @@ class Kube:
         return str(created.metadata.resource_version)
 
     def replace_lease(self, record: LeaseRecord, version: str | None, timeout: float) -> str:
+        """Write the leader record. With the version last read it is a patch of the spec
+        alone: the resourceVersion still makes a concurrent write fail with 409, and the
+        Lease's annotations (the operator's requests, bind_ha.requests) survive renewals,
+        which a PUT of the whole object would erase."""
         self.requests += 1
+        if version:
+            body = self._lease_body(record, version)
+            spec = {"acquireTime": None, "renewTime": None} | body["spec"]  # null clears an absent time
+            body = {"metadata": {"resourceVersion": version}, "spec": spec}
+            write: Callable[..., Any] = self.leases.patch_namespaced_lease
+        else:
+            body, write = self._lease_body(record, None), self.leases.replace_namespaced_lease
         replaced = _call(
-            "replace Lease",
-            self.leases.replace_namespaced_lease,
+            "write Lease",
+            write,
             self.settings.lease_name,
             self.settings.namespace,
-            self._lease_body(record, version),
+            body,
             _request_timeout=bounded(timeout),
         )
         return str(replaced.metadata.resource_version)

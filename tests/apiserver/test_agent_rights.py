@@ -252,7 +252,6 @@ CAN_I_DENIED = [
     ("patch", f"pods/{FULLNAME}-3"),
     ("get", f"pods/{PODS[0]}"),
     ("delete", f"pods/{PODS[0]}"),
-    ("patch", f"leases.coordination.k8s.io/{LEASE}"),
     ("patch", "events"),
     ("update", "events"),
     ("create", "pods#eviction"),

@@ -30,6 +30,7 @@ def test_notes_show_roles_query_and_update() -> None:
     assert f"service/{FULLNAME}-primary" in text
     assert f"kubectl get secret -n {NAMESPACE} {FULLNAME}-tsig -o jsonpath='{{.data.update-secret}}'" in text
     assert "nsupdate -v -k update.key" in text
+    assert " -y " not in text, "the secret never goes on a command line"
     assert "zone dyn.example" in text
     assert f"helm test -n {NAMESPACE} {RELEASE}" in text
 
@@ -74,3 +75,17 @@ def test_notes_list_client_keys_and_keep_the_secret() -> None:
     text = notes({"tsig": {"clients": [{"name": "external-dns", "preset": "external-dns"}]}})
     assert "external-dns: secret key client-external-dns (external-dns)" in text
     assert "kept on uninstall" in text and "tsig.existingSecret" in text
+
+
+def test_notes_point_each_client_at_its_own_spelling() -> None:
+    text = notes({})
+    assert f"bind-ha client-config external-dns {RELEASE} -n {NAMESPACE}" in text
+    assert "one --rfc2136-host (this primary Service) and --rfc2136-axfr" in text
+    assert "cert-manager takes tsigAlgorithm HMACSHA256." in text
+    assert '"Operating a release" in the project\'s README' in text
+    assert "take the same" not in text and "--rfc2136-tsig-axfr" not in text
+    assert "cert-manager takes tsigAlgorithm HMACSHA512." in notes({"tsig": {"algorithm": "hmac-sha512"}})
+    for algorithm in ("hmac-sha384", "hmac-sha224"):
+        refused = notes({"tsig": {"algorithm": algorithm}})
+        assert f"cert-manager cannot use {algorithm} (only hmac-sha256 or hmac-sha512)." in refused
+        assert "tsigAlgorithm" not in refused

@@ -14,7 +14,7 @@ EXPECTED_RULES = [
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],
         "resourceNames": [f"{FULLNAME}-leader"],
-        "verbs": ["get", "update"],
+        "verbs": ["get", "update", "patch"],
     },
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},

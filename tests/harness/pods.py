@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import os
 import pathlib
 import secrets
@@ -490,6 +491,20 @@ class LocalRelease:
 
     def update_key(self) -> tuple[str, str]:
         return UPDATE_KEY, self.secret("update-secret")
+
+    def report_readiness(self) -> dict[str, bool]:
+        """Set each pod's Ready condition from named's readiness probe, as the kubelet would
+        (a pod whose processes are gone is unready). There is no kubelet here: call it when
+        a test needs the condition current."""
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ready = {}
+        for pod in self.pods:
+            ready[pod.name] = pod.agent_alive() and pod.probe().returncode == 0
+            condition = {"type": "Ready", "status": str(ready[pod.name]), "lastTransitionTime": now}
+            self.core.patch_namespaced_pod_status(
+                pod.name, self.namespace, {"status": {"conditions": [condition]}}
+            )
+        return ready
 
     def primary_labelled(self) -> list[str]:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}=primary")

@@ -1,0 +1,137 @@
+"""Whether a request may be sent, judged from what status sees (pure).
+
+The command refuses, with the reason, what the agents would refuse anyway, before
+writing anything: a switchover needs a healthy primary and a healthy target in step;
+a failover is for when no healthy primary exists (or automation is paused), and a
+target that lacks data other pods have needs --force, which says what it discards.
+The agents judge again when they act: the cluster may have changed in between.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from bind_ha import requests
+from bind_ha.cli.model import Assessment, PodReport, duration
+from bind_ha.peers import PRIMARY, newest, serial_newer
+from bind_ha.requests import Failover, Requests, Switchover
+
+
+def pending(found: Requests, kind: str, now: datetime.datetime) -> str | None:
+    """Why a new request of this kind must wait: one is pending and not past its deadline."""
+    request: Switchover | Failover | None = (
+        found.switchover if kind == requests.SWITCHOVER else found.failover
+    )
+    if request is None or requests.expired(request, now):
+        return None
+    left = duration((request.deadline - now).total_seconds())
+    return (
+        f"a {kind} to {request.to or 'the most up-to-date pod'} requested by {request.by} "
+        f"(id {request.id}) is pending for {left} more; wait for its answer or its deadline"
+    )
+
+
+def _report(assessment: Assessment, name: str) -> PodReport | None:
+    return next((report for report in assessment.pods if report.pod.name == name), None)
+
+
+def _unfit(report: PodReport | None, name: str) -> str | None:
+    """Why a pod cannot become primary at all (absent, leaving, unready, unhealthy agent)."""
+    if report is None:
+        return f"there is no pod {name} in this release"
+    pod = report.pod
+    if pod.deleting:
+        return f"{name} is being deleted"
+    if not pod.ready:
+        return f"{name} is not ready"
+    if pod.status is None:
+        return f"{name}'s agent publishes no status"
+    if not pod.status.healthy:
+        return f"{name}'s agent reports itself unhealthy"
+    return None
+
+
+def candidates(assessment: Assessment) -> list[PodReport]:
+    """Secondaries that could take over now: ready, healthy, in step with the primary."""
+    return [
+        report
+        for report in assessment.pods
+        if report.pod is not assessment.primary and _unfit(report, report.pod.name) is None and report.in_step
+    ]
+
+
+def switchover_refusal(assessment: Assessment, target: str | None) -> str | None:
+    if assessment.primary is None:
+        return (
+            "there is no healthy primary to hand over from "
+            f"({'; '.join(assessment.problems)}); use `bind-ha failover --to POD`"
+        )
+    if target is None:
+        if not candidates(assessment):
+            return "no secondary is ready, healthy and in step with the primary"
+        return None
+    if target == assessment.primary.name:
+        return f"{target} is already the primary"
+    return _target_refusal(assessment, target)
+
+
+def _target_refusal(assessment: Assessment, target: str) -> str | None:
+    report = _report(assessment, target)
+    unfit = _unfit(report, target)
+    if unfit:
+        return unfit
+    assert report is not None
+    if not report.in_step:
+        behind = [
+            f"{state.zone} {'missing' if state.lag is None else f'{state.lag} behind'}"
+            for state in report.zones
+            if state.lag != 0
+        ]
+        return f"{target} is not in step with the primary: {', '.join(behind)}"
+    return None
+
+
+def losses(assessment: Assessment, target: str) -> list[str]:
+    """What promoting target would discard: zones where another pod published newer data."""
+    report = _report(assessment, target)
+    if report is None:
+        return []
+    mine = report.pod.status.serials if report.pod.status else {}
+    found = []
+    zones = sorted(
+        {zone for other in assessment.pods if other.pod.status for zone in other.pod.status.serials}
+    )
+    for zone in zones:
+        others = {
+            other.pod.name: other.pod.status.serials[zone]
+            for other in assessment.pods
+            if other is not report and other.pod.status and zone in other.pod.status.serials
+        }
+        best = newest(others.values())
+        if best is None:
+            continue
+        holder = min(name for name, serial in others.items() if serial == best)
+        if zone not in mine:
+            found.append(f"{zone}: {target} has no copy; {holder} has serial {best}")
+        elif serial_newer(best, mine[zone]):
+            found.append(f"{zone}: {target} has serial {mine[zone]}; {holder} has {best}")
+    return found
+
+
+def failover_refusal(assessment: Assessment, target: str, *, force: bool, paused: bool) -> str | None:
+    primary = assessment.primary
+    if primary is not None and not paused:
+        return f"{primary.name} is a healthy primary: use `bind-ha switchover --to {target}`"
+    report = _report(assessment, target)
+    if report is not None and report.pod.role == PRIMARY and report.holder and primary is not None:
+        return f"{target} is already the primary"
+    unfit = _unfit(report, target)
+    if unfit:
+        return unfit
+    lost = losses(assessment, target)
+    if lost and not force:
+        return (
+            f"{target} lacks data other pods have ({'; '.join(lost)}); "
+            "promote a pod that has it, or pass --force to discard it"
+        )
+    return None
