@@ -79,7 +79,11 @@ def test_rbac_files_render_alone_for_the_integration_tests() -> None:
             "ValidatingAdmissionPolicyBinding",
         ]
     )
-    (patch,) = [rule for rule in documents.get("Role")["rules"] if "patch" in rule["verbs"]]
+    (patch,) = [
+        rule
+        for rule in documents.get("Role")["rules"]
+        if rule["resources"] == ["pods"] and "patch" in rule["verbs"]
+    ]
     assert len(patch["resourceNames"]) == MAX_PODS
 
 
@@ -147,11 +151,15 @@ def test_the_role_grants_no_verb_the_agent_never_uses() -> None:
 def test_pods_may_be_patched_only_by_name_and_the_names_follow_replica_count() -> None:
     for replicas in (1, 5):
         rules = render({"replicaCount": replicas}).get("Role")["rules"]
-        (patch,) = [rule for rule in rules if "patch" in rule["verbs"]]
+        (patch,) = [rule for rule in rules if rule["resources"] == ["pods"] and "patch" in rule["verbs"]]
         assert patch["resources"] == ["pods"]
         assert patch["resourceNames"] == [f"{FULLNAME}-{ordinal}" for ordinal in range(replicas)]
     long = render({"nameOverride": "n" * 63})
-    (patch,) = [rule for rule in long.get("Role")["rules"] if "patch" in rule["verbs"]]
+    (patch,) = [
+        rule
+        for rule in long.get("Role")["rules"]
+        if rule["resources"] == ["pods"] and "patch" in rule["verbs"]
+    ]
     statefulset = long.statefulset["metadata"]["name"]
     assert patch["resourceNames"][0] == f"{statefulset}-0", "the StatefulSet's own pod names"
 

@@ -248,8 +248,8 @@ def test_usage_and_connection_errors_exit_2(release: LocalRelease) -> None:
 def key_file_block(text: str) -> str:
     """The shell lines of a printed recipe that write the nsupdate key file."""
     lines = [line.strip() for line in text.splitlines()]
-    start = next(i for i, line in enumerate(lines) if line.startswith("( umask 077;"))
-    end = next(i for i in range(start, len(lines)) if lines[i].endswith(".key )"))
+    start = next(i for i, line in enumerate(lines) if line.replace(" ", "").startswith("(umask077;"))
+    end = next(i for i in range(start, len(lines)) if lines[i].replace(" ", "").endswith(".key)"))
     return "\n".join(lines[start : end + 1])
 
 
