@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -41,6 +43,7 @@ ROLE_LABEL = "bind-ha.io/role"
 STATUS_ANNOTATION = "bind-ha.io/status"
 DNS_PORT = 5353
 HEALTH_PORT = 8080
+PROBE_PORT = 8081  # named's supervisor: /readyz, /livez, /zones
 SERVICE_ACCOUNT = "test-bind-ha"
 TRANSFER_KEY = "bind-ha-transfer"
 UPDATE_KEY = "bind-ha-update"
@@ -80,6 +83,16 @@ def _children(pid: int) -> list[int]:
         return [int(child) for child in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
+
+
+@dataclass(frozen=True)
+class ProbeReply:
+    status: int
+    text: str
+
+    @property
+    def ready(self) -> bool:
+        return self.status == 200
 
 
 @dataclass
@@ -276,16 +289,16 @@ class LocalPod:
         self.agent = self.supervisor = None
         self.named_pid = None
 
-    def probe(self) -> subprocess.CompletedProcess[str]:
-        """named's readiness probe, as the kubelet would run it in this pod."""
-        return subprocess.run(
-            [sys.executable, str(REPO / "hooks" / "probe.py")],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+    def probe(self) -> ProbeReply:
+        """named's readiness probe, as the kubelet asks it: the supervisor's /readyz."""
+        url = f"http://{self.address}:{PROBE_PORT}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                return ProbeReply(reply.status, reply.read().decode().strip())
+        except urllib.error.HTTPError as error:
+            return ProbeReply(error.code, error.read().decode().strip())
+        except OSError as error:
+            return ProbeReply(0, f"no answer: {error}")
 
     def agent_alive(self) -> bool:
         return self.agent is not None and self.agent.alive()
