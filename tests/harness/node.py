@@ -562,8 +562,10 @@ disabled_plugins = [
   # without this every sandbox fails with "can't get final child's PID from pipe: EOF".
   restrict_oom_score_adj = true
   disable_apparmor = true
-  enable_unprivileged_ports = true
-  enable_unprivileged_icmp = true
+  # Pods keep the kernel's net.ipv4.ip_unprivileged_port_start=1024, as with containerd 1.x
+  # and CRI-O: what runs here runs there (containerd 2.x would lower it to 0).
+  enable_unprivileged_ports = false
+  enable_unprivileged_icmp = false
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
