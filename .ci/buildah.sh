@@ -6,6 +6,7 @@
 #   buildah.sh scratch REF ARCHIVE USER BINARY  one static binary in a FROM-scratch image
 #   buildah.sh image                            `make image`: images/Dockerfile, rebuilt only
 #                                               when images/ or the base image changed
+#   buildah.sh check                            exit 1 unless that image is current
 #
 # The Dockerfile starts FROM docker.io/library/debian:$IMAGE_SUITE-slim. No registry is
 # asked for it: the base is debootstrapped (minbase) from the mirror apt already uses
@@ -72,20 +73,23 @@ base_image() {
   echo "image: base $base: built in $((SECONDS - start))s"
 }
 
+image_ref() {
+  echo "localhost/bind-ha:$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' "$repo/chart/Chart.yaml")"
+}
+
+image_stamp() {  # every file under images/, the base image's ID and the tag
+  {
+    (cd "$repo/images" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+    b inspect --type image --format '{{.FromImageID}}' "$base" 2>/dev/null || echo "no base image"
+    image_ref
+  } | sha256sum | cut -c1-16
+}
+
 image() {
-  local tag ref archive want start=$SECONDS
-  tag=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' "$repo/chart/Chart.yaml")
-  ref=localhost/bind-ha:$tag
-  archive=$images/bind-ha.tar
+  local ref archive=$images/bind-ha.tar want start=$SECONDS
+  ref=$(image_ref)
   base_image
-  # The content stamp: every file under images/, the base image's ID and the tag.
-  want=$(
-    cd "$repo/images"
-    find . -type f -print0 | sort -z | xargs -0 sha256sum
-    b inspect --type image --format '{{.FromImageID}}' "$base"
-    echo "$ref"
-  )
-  want=$(echo "$want" | sha256sum | cut -c1-16)
+  want=$(image_stamp)
   if [ "$(cat "$stamps/bind-ha-image" 2>/dev/null)" = "$want" ] && [ -f "$archive" ]; then
     echo "image: $ref: cached ($archive)"
     return
@@ -98,8 +102,18 @@ image() {
   echo "image: $ref: built in $((SECONDS - start))s ($archive)"
 }
 
+check() {  # is the archive the image images/ describes now? (offline: no build)
+  if [ "$(cat "$stamps/bind-ha-image" 2>/dev/null)" = "$(image_stamp)" ] && [ -f "$images/bind-ha.tar" ]; then
+    echo "image: $(image_ref) is current"
+    return
+  fi
+  echo "image: $images/bind-ha.tar is missing or older than images/: run \`make image\`" >&2
+  return 1
+}
+
 case "${1:-}" in
   scratch) shift; scratch "$@" ;;
   image) image ;;
-  *) echo "usage: buildah.sh scratch REF ARCHIVE USER BINARY | image" >&2; exit 2 ;;
+  check) check ;;
+  *) echo "usage: buildah.sh scratch REF ARCHIVE USER BINARY | image | check" >&2; exit 2 ;;
 esac
