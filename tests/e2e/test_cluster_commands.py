@@ -9,12 +9,13 @@ import pathlib
 import re
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from tests.harness import processes
 from tests.harness.cgroups import RunCgroup
-from tests.harness.node import DNS_SERVICE_IP, RUNS, Node, RunRecord
+from tests.harness.node import DNS_SERVICE_IP, RUN_PREFIX, RUNS, Node, RunRecord, reap_stale_runs, start_time
 from tests.harness.processes import StartupError
 from tests.harness.release import Kube
 from tests.harness.tools import REPO, versions
@@ -108,6 +109,34 @@ def test_cluster_up_down_and_the_leftovers_of_a_killed_run(tmp_path: pathlib.Pat
     assert node_cli("status", state).returncode == 1
     # The session's node, running beside all this, was not disturbed.
     assert node_ready(str(node.host_kubeconfig))
+
+
+def test_the_node_of_a_killed_test_session_is_removed_by_the_next_start(tmp_path: pathlib.Path) -> None:
+    """A run belongs to the process that started it unless detached (`make cluster-up`):
+    once its owner died, its processes, cgroup, state and record go at the next start."""
+    owner = subprocess.Popen(["sleep", "60"])
+    run_id = f"{RUN_PREFIX}{uuid.uuid4().hex[:8]}"
+    cgroup = RunCgroup.for_run(run_id)
+    state = tmp_path / run_id
+    state.mkdir()
+    record = RunRecord(
+        run_id=run_id,
+        state_dir=str(state),
+        cgroup=cgroup.path,
+        owner={"pid": owner.pid, "start": start_time(owner.pid) or 0},
+        host_port=0,
+        kubeconfig="",
+        made_cgroup_parents=cgroup.create(),
+    )
+    record.save()
+    holder = processes.start("namespaces", ["/usr/bin/sleep", "infinity"], state / "holder.log")
+    cgroup.adopt(holder.pid)
+    record.remember(holder)
+    assert run_id not in reap_stale_runs(), "a run whose owner lives is left alone"
+    owner.kill()
+    owner.wait()
+    assert run_id in reap_stale_runs()
+    assert gone(record) == [] and not holder.alive()
 
 
 def test_a_failed_start_names_the_component_and_leaves_nothing() -> None:

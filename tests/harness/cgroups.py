@@ -146,14 +146,3 @@ def _inherit_cpuset(directory: pathlib.Path) -> None:
         own = directory / name
         if own.exists() and not own.read_text().strip():
             own.write_text((directory.parent / name).read_text())
-
-
-def stale_run_cgroups(prefix: str, live: set[str]) -> list[RunCgroup]:
-    """Run cgroups beside ours whose run is not in `live` (their records are gone)."""
-    base = own_path().rstrip("/")
-    names: set[str] = set()
-    for root in hierarchies():
-        parent = root / base.lstrip("/")
-        if parent.is_dir():
-            names.update(entry.name for entry in parent.iterdir() if entry.name.startswith(prefix))
-    return [RunCgroup(f"{base}/{name}") for name in sorted(names - live)]

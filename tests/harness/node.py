@@ -50,7 +50,7 @@ import kubernetes
 import yaml
 
 from tests.harness import addons, processes
-from tests.harness.cgroups import RunCgroup, own_path, stale_run_cgroups
+from tests.harness.cgroups import RunCgroup, own_path
 from tests.harness.cluster import SERVICE_CIDR, LocalCluster, Pki, Ports, write_kubeconfig
 from tests.harness.processes import Process, StartupError
 from tests.harness.tools import BIN, CACHE, REPO, tool, versions
@@ -140,7 +140,9 @@ class RunRecord:
     run_id: str
     state_dir: str
     cgroup: str
-    owner: dict[str, int]  # the process starting the run: {pid, start}
+    # The process the run belongs to ({pid, start}) while it lives: a test session's node
+    # dies with it. Empty once detached: `make cluster-up`'s node outlives the command.
+    owner: dict[str, int]
     host_port: int
     kubeconfig: str
     made_cgroup_parents: list[str] = field(default_factory=list)
@@ -188,10 +190,15 @@ class RunRecord:
         return next((p.pid for p in self.owned() if p.name == "namespaces"), None)
 
     def alive(self) -> bool:
-        """Live while its namespaces' holder runs, or while its owner is still starting it."""
-        if self.holder_pid() is not None:
-            return True
-        return not self.processes and start_time(self.owner["pid"]) == self.owner["start"]
+        """Live while its owner runs (it may still be starting it); a detached run, while the
+        holder of its namespaces runs."""
+        if self.owner:
+            return start_time(self.owner["pid"]) == self.owner["start"]
+        return self.holder_pid() is not None
+
+    def detach(self) -> None:
+        self.owner = {}
+        self.save()
 
 
 def teardown(record: RunRecord) -> None:
@@ -200,7 +207,7 @@ def teardown(record: RunRecord) -> None:
     for process in reversed(owned):  # a polite SIGTERM first, all at once
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 3
     while any(p.alive() for p in owned) and time.monotonic() < deadline:
         time.sleep(0.05)
     cgroup = RunCgroup(record.cgroup)
@@ -228,24 +235,18 @@ def unmount_below(directory: pathlib.Path) -> list[str]:
 
 
 def reap_stale_runs() -> list[str]:
-    """Tear down runs (of this session's cgroup) whose processes died, and cgroups of runs
-    whose record is gone. Returns the run IDs reaped."""
+    """Tear down the recorded runs (of this session's cgroup) that are no longer alive.
+    Returns the run IDs reaped. A run is recorded before it makes anything, and its record
+    is removed last, so every leftover has a record to find it by."""
     base = own_path().rstrip("/") + "/"
     reaped = []
-    live = set()
     for path in sorted(RUNS.glob("*.json")) if RUNS.is_dir() else []:
         record = RunRecord.load(path)
         if record is None or not record.cgroup.startswith(base):
             continue  # another session's run: its own starts reap it
-        if record.alive():
-            live.add(record.run_id)
-        else:
+        if not record.alive():
             teardown(record)
             reaped.append(record.run_id)
-    for cgroup in stale_run_cgroups(RUN_PREFIX, live):
-        cgroup.kill()
-        cgroup.remove()
-        reaped.append(cgroup.path.rsplit("/", 1)[1])
     return reaped
 
 
@@ -794,6 +795,7 @@ def node_up() -> RunRecord:
     state_dir().mkdir(parents=True, exist_ok=True)
     node = Node(host_port=DEFAULT_HOST_PORT, kubeconfig=state_dir() / "kubeconfig")
     node.up()
+    node.record.detach()  # it outlives this command, until `make cluster-down`
     (state_dir() / "state.json").write_text(json.dumps({"run_id": node.run_id}))
     phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in node.timings.items())
     print(f"node: Ready in {node.timings['node Ready']:.1f}s, CoreDNS Ready at {node.timings['total']:.1f}s")
