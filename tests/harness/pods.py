@@ -216,6 +216,12 @@ class LocalPod:
         return self.root / "logs" / f"{what}.{self.generation}.log"
 
     def start(self) -> None:
+        self.run_init()
+        self.start_named()
+        self.start_agent()
+
+    def run_init(self) -> None:
+        """The init container: keys and the first named.conf (a new generation of logs)."""
         self.generation += 1
         hooks = REPO / "hooks"
         init = subprocess.run(
@@ -230,8 +236,6 @@ class LocalPod:
         self._log("init").write_text(init.stdout + init.stderr)
         if init.returncode != 0:
             raise processes.StartupError(f"{self.name}: init failed:\n{init.stdout}{init.stderr}")
-        self.start_named()
-        self.start_agent()
 
     def start_named(self) -> None:
         self.supervisor = processes.start(
