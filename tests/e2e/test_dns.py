@@ -44,7 +44,14 @@ def release(kube: Kube, kube_cluster: Cluster, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(scope="module")
 def dns_client(kube: Kube, release: Release, image: str) -> ClientPod:
-    return ClientPod(kube, release.namespace, image).start()
+    client = ClientPod(kube, release.namespace, image).start()
+    # Ready pods are not yet reachable: kube-proxy programs a Service once it sees endpoints.
+    for service in ("dns", "primary"):
+        address = release.service_ip(service)
+        wait_for(
+            f"the {service} Service to answer", lambda a=address: client.dig(a, STATIC).status == "NOERROR"
+        )
+    return client
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])

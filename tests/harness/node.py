@@ -46,6 +46,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+import dns.message
+import dns.query
 import kubernetes
 import yaml
 
@@ -747,10 +749,25 @@ disabled_plugins = [
 
         try:
             processes.wait_until(kubelet, available, timeout=120, what="running a Ready CoreDNS")
+            # Ready is not reachable: kube-proxy programs the Service once it sees the endpoint.
+            proxy = self._process("kube-proxy")
+            processes.wait_until(
+                proxy, self._service_dns_works, timeout=60, what="answering DNS through the kube-dns Service"
+            )
         except StartupError as error:
             kubectl = [tool("kubectl"), f"--kubeconfig={self.host_kubeconfig}", "-n", "kube-system"]
             pods = self._run([*kubectl, "describe", "pods"])
             raise StartupError(f"{error}\nCoreDNS pods:\n{pods[-3000:]}") from None
+
+    def _service_dns_works(self) -> bool:
+        """The cluster's resolver answers through its Service address, inside the namespace."""
+
+        def ask() -> bool:
+            query = dns.message.make_query(f"kubernetes.default.svc.{CLUSTER_DOMAIN}", "A")
+            reply = dns.query.udp(query, DNS_SERVICE_IP, timeout=1)
+            return any(rdata.to_text() == "10.96.0.1" for rrset in reply.answer for rdata in rrset)
+
+        return self._probe(ask)
 
     def _process(self, name: str) -> Process:
         return next(p for p in self.processes if p.name == name)

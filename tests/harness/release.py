@@ -261,8 +261,13 @@ class ClientPod:
     def dig(
         self, server: str, name: str, rdtype: str = "SOA", *, port: int = 53, tcp: bool = False
     ) -> DigAnswer:
+        """One query; with no answer at all the status is "" (and dig's complaint the answer)."""
         argv = ["dig", "+norec", "+time=2", "+tries=2", f"@{server}", "-p", str(port), name, rdtype]
-        return parse_dig(self.run(*argv, *(["+tcp"] if tcp else [])).stdout)
+        result = self.run(*argv, *(["+tcp"] if tcp else []), check=False)
+        answer = parse_dig(result.stdout)
+        if not answer.status:
+            return DigAnswer("", frozenset(), ((result.stdout + result.stderr).strip(),))
+        return answer
 
     def nsupdate(self, server: str, commands: Sequence[str], *, key: str, port: int = 53) -> str:
         """Send one signed update (key: "alg:name:secret"); returns nsupdate's output."""
