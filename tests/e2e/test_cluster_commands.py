@@ -68,47 +68,51 @@ def gone(record: RunRecord) -> list[str]:
 
 def test_cluster_up_down_and_the_leftovers_of_a_killed_run(tmp_path: pathlib.Path, node: Node) -> None:
     state = tmp_path / "node"
-    up = node_cli("up", state)
-    assert up.returncode == 0, up.stdout + up.stderr
-    kubeconfig = re.search(r"^export KUBECONFIG=(\S+)$", up.stdout, re.MULTILINE)
-    assert kubeconfig and kubeconfig.group(1) == str(state / "kubeconfig"), up.stdout
-    assert node_ready(kubeconfig.group(1))
-    # The printed way into the node's namespace reaches CoreDNS and the Service range.
-    enter = re.search(r"nsenter --net=(/proc/\d+/ns/net) dig @(\S+) (\S+)", up.stdout)
-    assert enter and enter.group(2) == DNS_SERVICE_IP, up.stdout
-    dig = subprocess.run(
-        ["nsenter", f"--net={enter.group(1)}", "dig", "+short", f"@{enter.group(2)}", enter.group(3)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert dig.stdout.strip() == "10.96.0.1", dig.stdout + dig.stderr
-    again = node_cli("up", state)
-    assert again.returncode == 0 and "already running" in again.stdout
-    assert node_cli("status", state).returncode == 0
-    first = current(state)
+    try:
+        up = node_cli("up", state)
+        assert up.returncode == 0, up.stdout + up.stderr
+        kubeconfig = re.search(r"^export KUBECONFIG=(\S+)$", up.stdout, re.MULTILINE)
+        assert kubeconfig and kubeconfig.group(1) == str(state / "kubeconfig"), up.stdout
+        assert node_ready(kubeconfig.group(1))
+        # The printed way into the node's namespace reaches CoreDNS and the Service range.
+        enter = re.search(r"nsenter --net=(/proc/\d+/ns/net) dig @(\S+) (\S+)", up.stdout)
+        assert enter and enter.group(2) == DNS_SERVICE_IP, up.stdout
+        dig = subprocess.run(
+            ["nsenter", f"--net={enter.group(1)}", "dig", "+short", f"@{enter.group(2)}", enter.group(3)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert dig.stdout.strip() == "10.96.0.1", dig.stdout + dig.stderr
+        again = node_cli("up", state)
+        assert again.returncode == 0 and "already running" in again.stdout
+        assert node_cli("status", state).returncode == 0
+        first = current(state)
 
-    # A crash: every process of the run dies by SIGKILL, and a mount is left behind.
-    RunCgroup(first.cgroup).kill()
-    leak = pathlib.Path(first.state_dir) / "leaked-mount"
-    leak.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "leak", str(leak)], check=True)
-    assert node_cli("status", state).returncode == 1
+        # A crash: every process of the run dies by SIGKILL, and a mount is left behind.
+        RunCgroup(first.cgroup).kill()
+        leak = pathlib.Path(first.state_dir) / "leaked-mount"
+        leak.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "leak", str(leak)], check=True)
+        assert node_cli("status", state).returncode == 1
 
-    restarted = node_cli("up", state)
-    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    assert f"removed the leftovers of {first.run_id}" in restarted.stdout
-    assert gone(first) == [] and not mounted(leak)
-    second = current(state)
-    assert second.run_id != first.run_id and second.cgroup != first.cgroup
-    assert node_ready(str(state / "kubeconfig"))
+        restarted = node_cli("up", state)
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert f"removed the leftovers of {first.run_id}" in restarted.stdout
+        assert gone(first) == [] and not mounted(leak)
+        second = current(state)
+        assert second.run_id != first.run_id and second.cgroup != first.cgroup
+        assert node_ready(str(state / "kubeconfig"))
 
-    down = node_cli("down", state)
-    assert down.returncode == 0 and f"stopped {second.run_id}" in down.stdout
-    assert gone(second) == []
-    assert node_cli("status", state).returncode == 1
-    # The session's node, running beside all this, was not disturbed.
-    assert node_ready(str(node.host_kubeconfig))
+        down = node_cli("down", state)
+        assert down.returncode == 0 and f"stopped {second.run_id}" in down.stdout
+        assert gone(second) == []
+        assert node_cli("status", state).returncode == 1
+        # The session's node, running beside all this, was not disturbed.
+        assert node_ready(str(node.host_kubeconfig))
+    finally:  # whatever failed, leave no node behind
+        node_cli("down", state)
+        reap_stale_runs()
 
 
 def test_the_node_of_a_killed_test_session_is_removed_by_the_next_start(tmp_path: pathlib.Path) -> None:
@@ -126,9 +130,9 @@ def test_the_node_of_a_killed_test_session_is_removed_by_the_next_start(tmp_path
         owner={"pid": owner.pid, "start": start_time(owner.pid) or 0},
         host_port=0,
         kubeconfig="",
-        made_cgroup_parents=cgroup.create(),
     )
     record.save()
+    cgroup.create()
     holder = processes.start("namespaces", ["/usr/bin/sleep", "infinity"], state / "holder.log")
     cgroup.adopt(holder.pid)
     record.remember(holder)

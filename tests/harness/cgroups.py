@@ -21,30 +21,46 @@ import os
 import pathlib
 import signal
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 SYSTEM = "system"  # the run's own components; the kubelet adds kubepods beside it
 
 
-def hierarchies() -> list[pathlib.Path]:
-    """Mount points of every cgroup (v1) and cgroup2 hierarchy, from /proc/self/mountinfo."""
-    found = []
+def _mounts() -> dict[pathlib.Path, str]:
+    """Mount point of every cgroup (v1) and cgroup2 hierarchy -> its key in _own_paths():
+    the controllers as /proc/self/cgroup lists them ("cpu", "name=systemd"; "" for cgroup2)."""
+    keys = list(_own_paths())
+    found = {}
     for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines():
         fields, _, fs = line.partition(" - ")
-        if fs.split(" ", 1)[0] in ("cgroup", "cgroup2"):
-            found.append(pathlib.Path(fields.split(" ")[4]))
+        fstype, _source, options = [*fs.split(" "), "", ""][:3]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        mounted = set(options.split(","))
+        v1 = next((key for key in keys if key and set(key.split(",")) <= mounted), "?")
+        found[pathlib.Path(fields.split(" ")[4])] = "" if fstype == "cgroup2" else v1
     return found
+
+
+def hierarchies() -> list[pathlib.Path]:
+    """Mount points of every cgroup (v1) and cgroup2 hierarchy, from /proc/self/mountinfo."""
+    return list(_mounts())
+
+
+def _own_paths() -> dict[str, str]:
+    """This process's cgroup in each hierarchy, keyed by its sorted controllers."""
+    paths = {}
+    for line in pathlib.Path("/proc/self/cgroup").read_text().splitlines():
+        _number, controllers, path = line.split(":", 2)
+        paths[",".join(sorted(controllers.split(",")))] = path
+    return paths
 
 
 def own_path() -> str:
     """This process's cgroup in the memory hierarchy (or the cgroup2 one), e.g. /a/b."""
-    paths = {}
-    for line in pathlib.Path("/proc/self/cgroup").read_text().splitlines():
-        _number, controllers, path = line.split(":", 2)
-        for controller in controllers.split(",") or [""]:
-            paths[controller] = path
-    return paths.get("memory") or paths.get("") or "/"
+    paths = _own_paths()
+    memory = next((path for names, path in paths.items() if "memory" in names.split(",")), None)
+    return memory or paths.get("") or "/"
 
 
 @dataclass(frozen=True)
@@ -60,10 +76,9 @@ class RunCgroup:
     def dirs(self) -> list[pathlib.Path]:
         return [root / self.path.lstrip("/") for root in hierarchies()]
 
-    def create(self) -> list[str]:
-        """Make the run's cgroup and its system/ child everywhere; returns the parent
-        directories that had to be made too (to remove them again when empty)."""
-        made: list[str] = []
+    def create(self) -> None:
+        """Make the run's cgroup and its system/ child everywhere (with any missing parents:
+        where this process sits higher up, e.g. at the root of the cpu hierarchy)."""
         for root in hierarchies():
             missing = []
             directory = root / self.path.lstrip("/")
@@ -73,11 +88,9 @@ class RunCgroup:
             for new in reversed(missing):
                 new.mkdir()
                 _inherit_cpuset(new)
-            made += [str(new) for new in missing[1:]]  # missing[0] is the run's own directory
             system = root / self.path.lstrip("/") / SYSTEM
             system.mkdir(exist_ok=True)
             _inherit_cpuset(system)
-        return made
 
     def adopt(self, pid: int) -> None:
         """Move a process of the run (and so its future children) into system/."""
@@ -111,18 +124,26 @@ class RunCgroup:
             time.sleep(0.05)
         return killed
 
-    def remove(self, made_parents: Sequence[str] = ()) -> None:
-        """Remove the run's (empty) cgroups, deepest first, then the parents it made if empty."""
-        for directory in self.dirs():
-            if not directory.exists():
-                continue
-            for below, subdirs, _files in os.walk(directory, topdown=False):
-                for subdir in subdirs:
-                    _rmdir(pathlib.Path(below) / subdir)
-            _rmdir(directory)
-        for parent in sorted(made_parents, key=len, reverse=True):
-            with contextlib.suppress(OSError):  # busy: another run still uses it
-                os.rmdir(parent)
+    def remove(self) -> None:
+        """Remove the run's (empty) cgroups, deepest first, then the parents create() had to
+        make, when no other run uses them: those that are not this process's own cgroup
+        (or above it) in their hierarchy."""
+        own = _own_paths()
+        for root, controllers in _mounts().items():
+            directory = root / self.path.lstrip("/")
+            if directory.exists():
+                for below, subdirs, _files in os.walk(directory, topdown=False):
+                    for subdir in subdirs:
+                        _rmdir(pathlib.Path(below) / subdir)
+                _rmdir(directory)
+            keep = root / own.get(controllers, "/").lstrip("/")
+            parent = directory.parent
+            while parent != root and parent not in (keep, *keep.parents):
+                try:
+                    parent.rmdir()
+                except OSError:  # busy (another run beside this one) or already gone
+                    break
+                parent = parent.parent
 
 
 def _rmdir(directory: pathlib.Path) -> None:

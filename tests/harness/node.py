@@ -147,7 +147,6 @@ class RunRecord:
     owner: dict[str, int]
     host_port: int
     kubeconfig: str
-    made_cgroup_parents: list[str] = field(default_factory=list)
     processes: list[dict[str, Any]] = field(default_factory=list)  # name, pid, start, argv, log
 
     @property
@@ -217,7 +216,7 @@ def teardown(record: RunRecord) -> None:
     for process in owned:  # outside the cgroup only if moving it there failed
         process.stop(timeout=2)
     unmount_below(pathlib.Path(record.state_dir))
-    cgroup.remove(record.made_cgroup_parents)
+    cgroup.remove()
     shutil.rmtree(record.state_dir, ignore_errors=True)
     record.path.unlink(missing_ok=True)
 
@@ -422,8 +421,7 @@ class Node(LocalCluster):
 
     def _namespaces(self) -> None:
         """One network and one private mount namespace, held by a process that only sleeps."""
-        self.record.made_cgroup_parents = self.cgroup.create()
-        self.record.save()
+        self.cgroup.create()
         holder = processes.start(
             "namespaces",
             [shutil.which("sleep") or "/bin/sleep", "infinity"],
