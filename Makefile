@@ -1,5 +1,6 @@
-# bind-ha: the commands people remember. `make setup` once, then `make demo`
-# (the main job) and `make test` (every tier). CI runs .ci/run, which calls these.
+# bind-ha: the commands people remember: `make demo` (the main job) and `make test`
+# (every tier). Both run the idempotent `make setup` first. CI runs .ci/run, which
+# calls `make setup` and `make test`.
 SHELL := /bin/bash
 CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bind-ha
 export PATH := $(CACHE)/bin:$(CURDIR)/.venv/bin:$(PATH):/usr/sbin:/sbin
@@ -8,23 +9,23 @@ ISOLATED := $(CURDIR)/.ci/isolated
 PYTEST := $(ISOLATED) $(PYTHON) -m pytest
 PY_SOURCES := python hooks tests bench .ci
 
-.PHONY: help setup lint test test-unit test-chart test-bind test-apiserver test-integration \
+.PHONY: help setup lint test test-unit test-chart test-bind test-apiserver test-integration test-e2e \
         cluster-up cluster-down demo bench docs image
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
 
-setup:  ## install every pinned tool (idempotent; binaries cached in ~/.cache/bind-ha)
+setup:  ## install every pinned tool and build the node's pieces (idempotent; cached in ~/.cache/bind-ha)
 	.ci/setup.sh
 
-lint:  ## ruff, mypy --strict on python/, yamllint, helm lint
+lint: setup  ## ruff, mypy --strict on python/, yamllint, helm lint
 	ruff check $(PY_SOURCES)
 	ruff format --check $(PY_SOURCES)
 	mypy --strict python hooks
 	yamllint -s -c .yamllint.yaml .
 	helm lint --strict chart
 
-test: lint  ## lint, then every pytest tier (unit, chart, bind, apiserver, integration)
+test: setup lint image  ## setup, lint, the image, then every pytest tier (unit ... integration, e2e)
 	$(PYTEST)
 
 test-unit:  ## one tier at a time
@@ -37,20 +38,23 @@ test-apiserver:
 	$(PYTEST) -m apiserver
 test-integration:
 	$(PYTEST) -m integration
+test-e2e: image  ## the chart on a real one-node cluster (its own, started by the tests)
+	$(PYTEST) -m e2e
 
 docs:  ## regenerate chart/README.md from values.yaml (a chart test fails when it is stale)
 	helm-docs --chart-search-root chart
 
-image:  ## build the runtime image with buildah (not needed by the tests)
-	buildah bud --pull=never --network=host -t localhost/bind-ha:$$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' chart/Chart.yaml) images/
+image: setup  ## build localhost/bind-ha (images/Dockerfile, no registry) when it changed; import it into a running node
+	.ci/buildah.sh image
+	$(PYTHON) -m tests.harness.node import-images
 
-cluster-up:  ## start the local control plane on 127.0.0.1 (prints export KUBECONFIG=...)
-	$(PYTHON) -m tests.harness.cluster up
+cluster-up: setup image  ## start a real one-node cluster in its own network namespace (prints KUBECONFIG)
+	$(PYTHON) -m tests.harness.node up
 
-cluster-down:  ## stop it and remove its state
-	$(PYTHON) -m tests.harness.cluster down
+cluster-down:  ## stop it (only its own processes, by PID) and remove its mounts, cgroups and state
+	$(PYTHON) -m tests.harness.node down
 
-demo:  ## the main job: three agents + named elect a primary, then fail over
+demo: setup  ## the main job: three agents + named elect a primary, then fail over
 	$(ISOLATED) $(PYTHON) -m tests.harness.demo
 
 bench:  ## measure failover, replication and resource use; writes bench/results/latest.json

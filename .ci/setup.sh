@@ -11,6 +11,11 @@ bin=$cache/bin
 stamps=$cache/stamps
 mkdir -p "$bin" "$stamps"
 export GOTOOLCHAIN=local CGO_ENABLED=0
+# One setup at a time per cache: worktrees on this machine share it, and two builds
+# of one tool would race on its binary and stamp. A second caller waits, then finds
+# everything cached.
+exec 9>"$cache/setup.lock"
+flock 9
 
 step() {  # step NAME VERSION FUNCTION [FILE...]: run FUNCTION unless NAME's stamp
   # says VERSION and every FILE it must have produced is present
@@ -97,6 +102,28 @@ kubernetes_binaries() {
   "$repo/.ci/build-kubernetes.sh" "$bin" "$cache/build"
 }
 
+node_binaries() {
+  "$repo/.ci/build-kubernetes.sh" "$bin" "$cache/build" node
+}
+
+containerd_binaries() {
+  "$repo/.ci/build-kubernetes.sh" "$bin" "$cache/build" containerd
+}
+
+coredns_binary() {
+  "$repo/.ci/build-kubernetes.sh" "$bin" "$cache/build" coredns
+}
+
+node_images() {
+  # The pods' sandbox image and CoreDNS, each one static binary in a FROM-scratch image,
+  # as OCI archives the node imports into its containerd (tests/harness/node.py).
+  "$repo/.ci/build-kubernetes.sh" "$bin" "$cache/build" pause
+  mkdir -p "$cache/images"
+  "$repo/.ci/buildah.sh" scratch "$PAUSE_IMAGE" "$cache/images/pause.tar" 65535:65535 "$bin/pause"
+  "$repo/.ci/buildah.sh" scratch "localhost/coredns:$COREDNS_VERSION" "$cache/images/coredns.tar" \
+    65532:65532 "$bin/coredns"
+}
+
 offline_schemas() {
   "$repo/.venv/bin/python" "$repo/.ci/offline_schemas.py" "$SCHEMA_KUBERNETES_VERSION" "$cache/schemas"
 }
@@ -108,6 +135,13 @@ step go-tools "$HELM_VERSION,$CHART_TESTING_VERSION,$KUBECONFORM_VERSION,$HELM_D
   "$bin/helm" "$bin/ct" "$bin/kubeconform" "$bin/helm-docs"
 step kubernetes "$KUBERNETES_VERSION,$ETCD_VERSION" kubernetes_binaries \
   "$bin/etcd" "$bin/kube-apiserver" "$bin/kube-controller-manager" "$bin/kube-scheduler" "$bin/kubectl"
+step kubernetes-node "$KUBERNETES_VERSION" node_binaries "$bin/kubelet" "$bin/kube-proxy"
+step containerd "$CONTAINERD_VERSION" containerd_binaries \
+  "$bin/containerd" "$bin/containerd-shim-runc-v2" "$bin/ctr"
+step coredns "$COREDNS_VERSION,$(sha256sum <"$repo/.ci/node/coredns/main.go" | cut -c1-12)" coredns_binary \
+  "$bin/coredns"
+step node-images "$PAUSE_IMAGE,$COREDNS_VERSION,$(cat "$repo"/.ci/node/*/main.go "$repo/.ci/buildah.sh" | sha256sum | cut -c1-12)" \
+  node_images "$cache/images/pause.tar" "$cache/images/coredns.tar"
 step schemas "$SCHEMA_KUBERNETES_VERSION,$SCHEMA_FORMAT" offline_schemas \
   "$cache/schemas/v$SCHEMA_KUBERNETES_VERSION-standalone-strict/_definitions.json"
 echo "setup: complete in $((SECONDS - total))s; tools in $bin"

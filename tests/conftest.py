@@ -1,6 +1,7 @@
 """Fixtures shared by every tier. Tiers are markers, given by directory:
 tests/unit -> unit, tests/chart -> chart, tests/bind -> bind,
-tests/platform and tests/apiserver -> apiserver, tests/integration -> integration.
+tests/platform and tests/apiserver -> apiserver, tests/integration -> integration,
+tests/e2e -> e2e.
 A test may not skip: a missing tool is a setup failure (see pytest_runtest_makereport).
 """
 
@@ -24,6 +25,7 @@ TIER_BY_DIRECTORY = {
     "platform": "apiserver",
     "apiserver": "apiserver",
     "integration": "integration",
+    "e2e": "e2e",
 }
 
 os.environ["PATH"] = path_with_tools()

@@ -28,6 +28,7 @@ from bind_ha.settings import Settings
 log = logging.getLogger("bind_ha.agent")
 CONFIRM_AFTER = 0.25  # seconds after a heartbeat by when the announced Lease write has landed
 HANDOVER_WAIT = 3.0  # seconds a leaving primary waits for its peers to catch up
+NAMED_POLL = 0.25  # seconds between looks at named's control channel until it first answers
 
 METRICS = (
     ("bind_ha_is_leader", "gauge", "1 while this pod holds the Lease and its BIND is primary"),
@@ -60,6 +61,7 @@ class AgentState:
     last_summary: str = ""
     confirm_at: float | None = None  # a re-read of the Lease announced by a leader's heartbeat
     live_peers: dict[str, Peer] = field(default_factory=dict)  # peers with serials asked directly
+    named_up: bool = False  # named's control channel answered once (it starts after this agent)
 
 
 class Agent:
@@ -126,6 +128,8 @@ class Agent:
         return election.request_timeout(self.state.leadership, self.clock.monotonic(), self.timing)
 
     def _elect_and_reconcile(self, now: float) -> str:
+        if not self._named_up():
+            return "waiting for named's control channel: not a candidate"
         record, version = self.kube.read_lease(self._timeout())
         previous = self.state.observation
         self.state.observation = election.observe(previous, record, version, now)
@@ -154,6 +158,12 @@ class Agent:
         self.state.pods = pods
         self.state.ready = True
         return summary
+
+    def _named_up(self) -> bool:
+        """The agent starts before named (a native sidecar): until named's control channel
+        answers, no rndc command is sent and this pod stands for no election."""
+        self.state.named_up = self.state.named_up or self.local.bind.alive()
+        return self.state.named_up
 
     def _leading(self) -> bool:
         return (
@@ -390,6 +400,8 @@ class Agent:
         than our own renew deadline, the moment the Lease we observe expires, or a confirming
         re-read after a heartbeat."""
         delay = self.timing.retry_period * (1 + 0.2 * random.random())
+        if not self.state.named_up:
+            delay = min(delay, NAMED_POLL)
         now = self.clock.monotonic()
         leadership = self.state.leadership
         if (

@@ -1,27 +1,58 @@
-"""/healthz, /readyz and /metrics over HTTP, served from a daemon thread."""
+"""Probes and documents over HTTP, served from a daemon thread.
+
+The agent serves /healthz, /readyz and /metrics; named's supervisor serves
+/readyz, /livez and /zones. A probe answers 200 or 503 with one line saying why;
+a document is served as it is.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+Probe = Callable[[], tuple[bool, str]]
+Document = tuple[Callable[[], str], str]  # (body, content type)
+PROMETHEUS = "text/plain; version=0.0.4"
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    healthy: Callable[[], tuple[bool, str]]
-    ready: Callable[[], tuple[bool, str]]
+    """The agent's endpoints."""
+
+    healthy: Probe
+    ready: Probe
     metrics: Callable[[], str]
 
 
 def serve(address: str, port: int, endpoints: Endpoints) -> ThreadingHTTPServer:
+    return serve_routes(
+        address,
+        port,
+        probes={"/healthz": endpoints.healthy, "/readyz": endpoints.ready},
+        documents={"/metrics": (endpoints.metrics, PROMETHEUS)},
+    )
+
+
+def serve_routes(
+    address: str,
+    port: int,
+    *,
+    probes: Mapping[str, Probe],
+    documents: Mapping[str, Document] | None = None,
+) -> ThreadingHTTPServer:
+    """Serve each probe and document at its path (the query string is ignored)."""
+    served = dict(documents or {})
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._reply(200, endpoints.metrics(), "text/plain; version=0.0.4")
+            path = self.path.split("?", 1)[0]
+            if path in served:
+                body, content_type = served[path]
+                self._reply(200, body(), content_type)
                 return
-            probe = {"/healthz": endpoints.healthy, "/readyz": endpoints.ready}.get(self.path)
+            probe = probes.get(path)
             if probe is None:
                 self._reply(404, "not found\n")
                 return

@@ -1,27 +1,33 @@
 """The `helm test` pod's checks (hooks/helm_test.py), run against a live release.
 
-1. Every zone of the release's sources answers SOA with the AA flag through the
-   DNS Service, over UDP and over TCP.
-2. Updates through the primary Service: on every dynamic zone an unsigned update
+1. The zones: every pod of the release (found through the headless Service) reports
+   the zones its named applied (`/zones` on the named container's probe port). The
+   test checks what the release serves, so zones from a `zonesVolume` (which the test
+   pod does not mount) are checked too; every zone declared in the sources the test
+   pod does mount (values, zonesConfigMap) must be among them.
+2. Every zone answers SOA with the AA flag through the DNS Service, over UDP and TCP.
+3. Updates through the primary Service: on every dynamic zone an unsigned update
    is REFUSED, and an update signed with the update key adds a TXT record that the
    primary then serves authoritatively; the record is deleted again. A release
    with only static zones must REFUSE a signed update with a signed answer (which
    proves the key and the path work).
 
 Configuration comes from the environment (ENVIRONMENT below, plus the zone and
-TSIG variables of settings.ENVIRONMENT). Zones are read the way the agent reads
-them (zones.yaml and the NAME.zone directory), without BIND's tools.
+TSIG variables of settings.ENVIRONMENT). What pods report is checked like any
+input: a malformed report is ignored, never trusted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +46,7 @@ from bind_ha.keys import UPDATE_SECRET_FILE, SecretError, read_secret
 from bind_ha.settings import ENVIRONMENT as AGENT_ENVIRONMENT
 from bind_ha.settings import TSIG_ALGORITHMS, SettingsError
 from bind_ha.zonefiles import load_sources
-from bind_ha.zonemodel import ZoneError, ZoneSpec
+from bind_ha.zonemodel import ZoneError
 
 log = logging.getLogger("bind_ha.selftest")
 
@@ -50,6 +56,8 @@ ENVIRONMENT: dict[str, tuple[str, str | None]] = {
     "BIND_HA_TEST_DNS_PORT": ("port of the DNS Service", "53"),
     "BIND_HA_TEST_PRIMARY_SERVICE": ("host name or address of the primary Service (updates)", None),
     "BIND_HA_TEST_PRIMARY_PORT": ("port of the primary Service", "53"),
+    "BIND_HA_TEST_PODS": ("host name resolving to every pod of the release (the headless Service)", None),
+    "BIND_HA_TEST_PROBE_PORT": ("port of the named containers' /zones", "8081"),
     "BIND_HA_TEST_TIMEOUT": ("seconds each check may retry before it fails (pods may still start)", "60"),
 }
 SHARED = (
@@ -75,9 +83,16 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Zone:
+    name: str
+    dynamic: bool
+
+
+@dataclass(frozen=True)
 class Config:
     dns: Endpoint
     primary: Endpoint
+    pods: Endpoint
     zones_file: Path
     zones_dir: Path | None
     zones_dir_type: str
@@ -123,7 +138,8 @@ def _number(env: Mapping[str, str], name: str, parse: Callable[[str], float]) ->
 def load_config(env: Mapping[str, str]) -> Config:
     """The test's configuration, or SettingsError naming the bad variable."""
     ports = {
-        name: int(_number(env, name, int)) for name in ("BIND_HA_TEST_DNS_PORT", "BIND_HA_TEST_PRIMARY_PORT")
+        name: int(_number(env, name, int))
+        for name in ("BIND_HA_TEST_DNS_PORT", "BIND_HA_TEST_PRIMARY_PORT", "BIND_HA_TEST_PROBE_PORT")
     }
     for name, port in ports.items():
         if port > 65535:
@@ -140,6 +156,7 @@ def load_config(env: Mapping[str, str]) -> Config:
     return Config(
         dns=Endpoint(_env(env, "BIND_HA_TEST_DNS_SERVICE"), ports["BIND_HA_TEST_DNS_PORT"]),
         primary=Endpoint(_env(env, "BIND_HA_TEST_PRIMARY_SERVICE"), ports["BIND_HA_TEST_PRIMARY_PORT"]),
+        pods=Endpoint(_env(env, "BIND_HA_TEST_PODS"), ports["BIND_HA_TEST_PROBE_PORT"]),
         zones_file=Path(_env(env, "BIND_HA_ZONES_FILE")),
         zones_dir=Path(zones_dir) if zones_dir else None,
         zones_dir_type=zones_dir_type,
@@ -152,10 +169,39 @@ def load_config(env: Mapping[str, str]) -> Config:
 
 def resolve(endpoint: Endpoint) -> str:
     """The endpoint's address (a Service name through the cluster's resolver)."""
-    infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_DGRAM)
-    if not infos:
+    return resolve_all(endpoint)[0]
+
+
+def resolve_all(endpoint: Endpoint) -> list[str]:
+    """Every address of the endpoint (a headless Service has one per pod)."""
+    infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
         raise OSError(f"{endpoint.host} has no address")
-    return str(infos[0][4][0])
+    return addresses
+
+
+def parse_zones_report(text: str) -> list[Zone] | None:
+    """A pod's /zones document, or None when it is malformed or no config is applied yet."""
+    try:
+        report = json.loads(text)
+        if report.get("applied") is not True:
+            return None
+        zones = [Zone(canonical(entry["name"]), entry["dynamic"]) for entry in report["zones"]]
+    except (ValueError, TypeError, KeyError, AttributeError, dns.exception.DNSException):
+        return None
+    if not all(isinstance(zone.dynamic, bool) for zone in zones):
+        return None
+    return zones
+
+
+def zones_of(address: str, port: int) -> list[Zone] | None:
+    host = f"[{address}]" if ":" in address else address
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/zones", timeout=QUERY_TIMEOUT) as reply:
+            return parse_zones_report(reply.read(1_000_000).decode(errors="replace"))
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -285,7 +331,7 @@ class Tester:
             ),
         )
 
-    def run(self, zones: list[ZoneSpec]) -> list[Check]:
+    def run(self, zones: Sequence[Zone]) -> list[Check]:
         checks: list[Check] = []
         answering = []
         for zone in zones:
@@ -301,20 +347,67 @@ class Tester:
         return checks
 
 
-def selftest(config: Config, *, sleep: Callable[[float], None] = time.sleep) -> list[Check]:
+def canonical(name: str) -> str:
+    return str(dns.name.from_text(name).to_text(omit_final_dot=True)).lower()
+
+
+def served_zones(
+    config: Config,
+    declared: Sequence[str],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[list[Zone], Check]:
+    """The zones the release's pods applied, asked again (pods may still start) until every
+    declared zone is among them or config.timeout passed."""
+    deadline = clock() + config.timeout
+    wanted = {canonical(name) for name in declared}
+    while True:
+        unresolved: str | None = None
+        try:
+            addresses = resolve_all(config.pods)
+        except OSError as error:
+            addresses, unresolved = [], f"{config.pods.host}: {error}"
+        answers = [zones_of(address, config.pods.port) for address in addresses]
+        reports = [zones for zones in answers if zones is not None]
+        served = {canonical(zone.name): zone for report in reports for zone in report}
+        missing = sorted(wanted - set(served))
+        problem = (
+            unresolved
+            or (None if reports else f"no pod behind {config.pods} reported applied zones")
+            or (f"declared but served by no pod: {', '.join(missing)}" if missing else None)
+        )
+        if problem is None or clock() >= deadline:
+            names = ", ".join(sorted(served)) or "none"
+            what = f"zones served by the release ({len(reports)} pod(s) via {config.pods}): {names}"
+            return [served[name] for name in sorted(served)], Check(what, problem)
+        sleep(RETRY_INTERVAL)
+
+
+def selftest(
+    config: Config,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Check]:
     """Every check against the release that config points at."""
     try:
-        zones = load_sources(config.zones_file, config.zones_dir, config.zones_dir_type)
+        declared = [
+            spec.name for spec in load_sources(config.zones_file, config.zones_dir, config.zones_dir_type)
+        ]
     except ZoneError as error:
         return [Check("read the zone sources", str(error))]
-    if not zones:
-        return [Check("read the zone sources", f"no zones in {config.zones_file} or {config.zones_dir}")]
     try:
         secret = read_secret(config.tsig_dir / UPDATE_SECRET_FILE)
     except SecretError as error:
         return [Check("read the update key", str(error))]
+    zones, found = served_zones(config, declared, sleep=sleep, clock=clock)
+    if found.problem is not None:
+        return [found]
+    if not zones:
+        return [Check(found.what, "the release serves no zones")]
     keyring = dns.tsigkeyring.from_text({config.update_key_name: (config.tsig_algorithm, secret)})
-    return Tester(config, keyring, sleep=sleep).run(zones)
+    return [found, *Tester(config, keyring, sleep=sleep, clock=clock).run(zones)]
 
 
 def main(env: Mapping[str, str] | None = None) -> int:

@@ -38,10 +38,19 @@ ENVIRONMENT: dict[str, tuple[str, str | None]] = {
         "address of named's rndc control channel and statistics channel",
         "127.0.0.1",
     ),
-    "BIND_HA_CONTROL_PORT": ("port of the rndc control channel", "953"),
+    # Unprivileged ports: named runs as a non-root user without capabilities, and runtimes
+    # that keep net.ipv4.ip_unprivileged_port_start=1024 would refuse 953 (rndc's default).
+    "BIND_HA_CONTROL_PORT": ("port of the rndc control channel (unprivileged)", "8953"),
     "BIND_HA_STATS_PORT": ("port of named's statistics channel (for bind_exporter)", "8053"),
-    "BIND_HA_HEALTH_ADDRESS": ("address the agent serves /healthz, /readyz and /metrics on", "0.0.0.0"),
-    "BIND_HA_HEALTH_PORT": ("port of /healthz, /readyz and /metrics", "8080"),
+    "BIND_HA_HEALTH_ADDRESS": (
+        "address the agent serves /healthz, /readyz and /metrics on, and named's supervisor its probes",
+        "0.0.0.0",
+    ),
+    "BIND_HA_HEALTH_PORT": ("port of the agent's /healthz, /readyz and /metrics", "8080"),
+    "BIND_HA_PROBE_PORT": (
+        "port of the named container's /readyz, /livez and /zones, served by its supervisor",
+        "8081",
+    ),
     "BIND_HA_RUN_DIR": (
         "shared runtime directory: named.conf, rndc key, role file, fence mark",
         "/var/run/bind-ha",
@@ -146,6 +155,7 @@ class Settings:
     stats_port: int
     health_address: str
     health_port: int
+    probe_port: int
     run_dir: Path
     data_dir: Path
     zones_file: Path
@@ -301,6 +311,7 @@ def load(env: Mapping[str, str]) -> Settings:
         stats_port=read.port("BIND_HA_STATS_PORT"),
         health_address=read.address("BIND_HA_HEALTH_ADDRESS"),
         health_port=read.port("BIND_HA_HEALTH_PORT"),
+        probe_port=read.port("BIND_HA_PROBE_PORT"),
         run_dir=Path(read.text("BIND_HA_RUN_DIR")),
         data_dir=Path(read.text("BIND_HA_DATA_DIR")),
         zones_file=Path(read.text("BIND_HA_ZONES_FILE")),

@@ -11,6 +11,11 @@ acquire the Lease (leaseDuration).
 On SIGTERM it freezes dynamic zones and tells the agent (named-stopping); a
 primary keeps serving transfers until the agent has let its peers catch up and
 released the Lease (lease-released), then named stops.
+
+It also answers the named container's probes over HTTP (BIND_HA_PROBE_PORT):
+/readyz and /livez (bind_ha.probe), and /zones, the applied zones the `helm
+test` pod checks. The kubelet's probes thus cost a DNS query in this process,
+not a Python interpreter started every few seconds.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+from bind_ha import probe
 from bind_ha.bind import Bind
 from bind_ha.clock import Clock, SystemClock
+from bind_ha.health import serve_routes
 from bind_ha.peers import PRIMARY
 from bind_ha.runstate import RunDir
+from bind_ha.settings import Settings
 from bind_ha.startup import load_settings, local_bind
 
 log = logging.getLogger("bind_ha.supervisor")
@@ -68,8 +76,43 @@ class Fence:
         return self.bind.each(action, [zone.name for zone in self.run.zones() or [] if zone.dynamic])
 
 
+@dataclass
+class NamedProbes:
+    """The named container's probes, answered from the supervisor's own process."""
+
+    run: RunDir
+    address: str
+    port: int
+    named: subprocess.Popen[bytes] | None = None  # set once named is started
+
+    def ready(self) -> tuple[bool, str]:
+        problems = probe.named_ready(self.run, self.address, self.port)
+        return (False, "not ready: " + "; ".join(problems)) if problems else (True, "ready")
+
+    def live(self) -> tuple[bool, str]:
+        named = self.named
+        if named is None:
+            return True, "named not started yet (waiting for its first named.conf)"
+        if named.poll() is not None:
+            return False, f"named exited with status {named.returncode}"
+        return probe.named_alive(self.address, self.port)
+
+    def serve(self, settings: Settings) -> None:
+        serve_routes(
+            settings.health_address,
+            settings.probe_port,
+            probes={"/readyz": self.ready, "/livez": self.live},
+            documents={"/zones": (lambda: probe.zones_document(self.run), "application/json")},
+        )
+
+
 def supervise(
-    named_argv: list[str], fence: Fence, *, wait_for_config: float = 120.0, handover_wait: float = 10.0
+    named_argv: list[str],
+    fence: Fence,
+    *,
+    probes: NamedProbes | None = None,
+    wait_for_config: float = 120.0,
+    handover_wait: float = 10.0,
 ) -> int:
     stop = threading.Event()
 
@@ -86,6 +129,8 @@ def supervise(
         stop.wait(0.2)
     fence.run.unsync()  # what named loads from disk may be old until it catches up again
     named = subprocess.Popen(named_argv)
+    if probes is not None:
+        probes.named = named
     while named.poll() is None:
         if stop.wait(CHECK_INTERVAL):
             return _shut_down(named, fence, handover_wait)
@@ -118,5 +163,7 @@ def main() -> int:
     if settings is None:
         return 2
     run = RunDir(settings.run_dir)
+    probes = NamedProbes(run, settings.local_dns_address, settings.dns_port)
+    probes.serve(settings)  # first: the kubelet probes from the container's start on
     argv = ["named", "-g", "-c", str(run.named_conf)]
-    return supervise(argv, Fence(run=run, bind=local_bind(settings), clock=SystemClock()))
+    return supervise(argv, Fence(run=run, bind=local_bind(settings), clock=SystemClock()), probes=probes)

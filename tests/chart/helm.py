@@ -176,8 +176,19 @@ def example_files() -> list[pathlib.Path]:
     return sorted(EXAMPLES.glob("*.yaml"))
 
 
-def ci_files() -> list[pathlib.Path]:
+def ct_install_files() -> list[pathlib.Path]:
+    """What `ct install` (and `ct lint`) pick up: ci/*-values.yaml."""
     return sorted(CI_VALUES.glob("*-values.yaml"))
+
+
+def lint_only_files() -> list[pathlib.Path]:
+    """Cases that only lint (ct never sees them; the chart tier lints them with ct)."""
+    return sorted((CI_VALUES / "lint-only").glob("*-values.yaml"))
+
+
+def ci_files() -> list[pathlib.Path]:
+    """Every ci values file: each is linted, rendered and validated."""
+    return [*ct_install_files(), *lint_only_files()]
 
 
 def pod_specs(manifests: Manifests) -> list[tuple[str, dict[str, Any]]]:

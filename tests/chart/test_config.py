@@ -97,7 +97,7 @@ def test_scripts_configmaps_hold_the_package_and_the_hooks() -> None:
     package = manifests.scripts("python")["data"]
     hooks = manifests.scripts("hooks")["data"]
     assert {"__init__.py", "settings.py", "entrypoints.py", "selftest.py", "named.conf.j2"} <= set(package)
-    assert {"init.py", "agent.py", "named.py", "probe.py", "helm_test.py"} <= set(hooks)
+    assert {"init.py", "agent.py", "named.py", "helm_test.py"} <= set(hooks)
     assert all("/" not in key for key in [*package, *hooks]), "ConfigMap keys cannot hold '/'"
     assert not any(key.endswith(".pyc") or "__pycache__" in key for key in package)
 

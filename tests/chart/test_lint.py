@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.helm import CHART, EXAMPLES, ci_files, example_files, helm, render_text
+from tests.chart.helm import (
+    CHART,
+    EXAMPLES,
+    ci_files,
+    ct_install_files,
+    example_files,
+    helm,
+    lint_only_files,
+    render_text,
+)
 from tests.harness.tools import REPO, tool
 
 REQUIRED_EXAMPLES = {
@@ -52,9 +61,9 @@ def test_helm_lint_strict_passes_with_ci_values(values: pathlib.Path) -> None:
     assert "0 chart(s) failed" in result.stdout
 
 
-def test_ct_lint_passes() -> None:
+def ct_lint(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [tool("ct"), "lint", "--config", "ct.yaml", "--all"],
+        [tool("ct"), "lint", "--config", "ct.yaml", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -62,9 +71,31 @@ def test_ct_lint_passes() -> None:
     )
     assert result.returncode == 0, f"ct lint failed:\n{result.stdout}\n{result.stderr}"
     assert "All charts linted successfully" in result.stdout
-    # ct must have linted the chart with every ci/*-values.yaml file
-    for values in ci_files():
+    return result
+
+
+def test_ct_lint_passes() -> None:
+    result = ct_lint("--all")
+    # ct must have linted the chart with every ci/*-values.yaml file, and seen nothing else
+    for values in ct_install_files():
         assert f"chart/ci/{values.name}" in result.stdout
+    for values in lint_only_files():
+        assert values.name not in result.stdout, f"{values.name} must stay out of ct install"
+
+
+def test_ct_lint_passes_with_the_lint_only_values(tmp_path: pathlib.Path) -> None:
+    """ci/lint-only/ holds cases ct install cannot run (ct picks up ci/*-values.yaml alone):
+    ct lints them from a copy of the chart that has them in its ci/."""
+    assert lint_only_files(), "chart/ci/lint-only holds no values files"
+    copy = tmp_path / "chart"
+    shutil.copytree(CHART, copy, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.rmtree(copy / "ci")
+    (copy / "ci").mkdir()
+    for values in lint_only_files():
+        shutil.copy(values, copy / "ci" / values.name)
+    result = ct_lint("--charts", str(copy))
+    for values in lint_only_files():
+        assert f"ci/{values.name}" in result.stdout
 
 
 def test_kube_version_constraint() -> None:
@@ -75,10 +106,11 @@ def test_kube_version_constraint() -> None:
 
 
 def test_ci_values_files_are_picked_up_by_ct() -> None:
-    """ct silently ignores ci files not named *-values.yaml."""
-    files = sorted(path.name for path in (CHART / "ci").iterdir())
+    """ct silently ignores ci files not named *-values.yaml (lint-only/ is ignored on purpose)."""
+    files = sorted(path.name for path in (CHART / "ci").iterdir() if path.name != "lint-only")
     assert files, "chart/ci holds no values files"
     assert all(name.endswith("-values.yaml") for name in files), files
+    assert all(path.name.endswith("-values.yaml") for path in (CHART / "ci" / "lint-only").iterdir())
 
 
 @pytest.mark.parametrize(

@@ -139,7 +139,8 @@ def test_network_policy_admits_peers_clients_and_scrapers() -> None:
     assert peers["from"] == [
         {"podSelector": {"matchLabels": {k: v for k, v in SELECTOR_LABELS.items() if "component" not in k}}}
     ]
-    assert peers["ports"] == dns_ports
+    # ... which also reach named's probe port: the test pod reads each pod's /zones
+    assert peers["ports"] == [*dns_ports, {"port": 8081, "protocol": "TCP"}]
     assert dns == {"from": clients, "ports": dns_ports}
     assert metrics == {
         "from": scrapers,

@@ -15,6 +15,7 @@ from tests.chart.helm import (
     NAMESPACE,
     SELECTOR_LABELS,
     Manifests,
+    helm,
     parse,
     render,
     render_text,
@@ -102,13 +103,44 @@ def test_probes() -> None:
     assert agent["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert agent["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     named = manifests.container("named")
-    # readiness is "every zone answers SOA with AA", not a TCP check
-    assert named["readinessProbe"]["exec"]["command"] == ["python3", "/opt/bind-ha/hooks/probe.py"]
-    assert "tcpSocket" not in named["readinessProbe"]
+    # Answered by the supervisor beside named over HTTP: no Python started per probe.
+    # readiness is "every zone answers SOA with AA", not a TCP check; liveness "named answers".
+    assert named["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}
+    assert named["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "probes"}
+    assert named["startupProbe"]["httpGet"] == {"path": "/livez", "port": "probes"}
+    assert all("exec" not in named[probe] for probe in ("readinessProbe", "livenessProbe", "startupProbe"))
     assert named["ports"] == [
         {"name": "dns", "containerPort": 5353, "protocol": "UDP"},
         {"name": "dns-tcp", "containerPort": 5353, "protocol": "TCP"},
+        {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
     ]
+
+
+def test_probe_timings_are_values() -> None:
+    defaults = render()
+    assert {
+        key: defaults.container("named")["readinessProbe"][key]
+        for key in ("periodSeconds", "timeoutSeconds", "failureThreshold")
+    } == {"periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 2}
+    timing = {"periodSeconds": 7, "timeoutSeconds": 4, "failureThreshold": 9}
+    custom = render(
+        {
+            "probes": {
+                "named": {"startup": timing, "readiness": timing, "liveness": timing},
+                "agent": {"startup": timing, "readiness": timing, "liveness": timing},
+            }
+        }
+    )
+    for container in ("named", "agent"):
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert {key: custom.container(container)[probe][key] for key in timing} == timing
+
+
+def test_probe_timings_are_checked_by_the_schema() -> None:
+    bad = helm("template", "test", str(CHART), "--set", "probes.named.liveness.timeoutSeconds=0", check=False)
+    assert bad.returncode != 0 and "/probes/named/liveness/timeoutSeconds" in bad.stderr
+    unknown = helm("template", "test", str(CHART), "--set", "probes.named.liveness.delay=3", check=False)
+    assert unknown.returncode != 0 and "delay" in unknown.stderr
 
 
 def test_environment_of_init_agent_and_named() -> None:

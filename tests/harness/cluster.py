@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import yaml
@@ -112,8 +113,8 @@ class Pki:
     def path(self, name: str) -> str:
         return str(self.dir / name)
 
-    def issue(self, name: str, subject: str, *, server: bool = False) -> None:
-        """Issue NAME.crt/NAME.key signed by the CA (client auth, or serving on 127.0.0.1)."""
+    def issue(self, name: str, subject: str, *, server: bool = False, ips: Sequence[str] = ()) -> None:
+        """Issue NAME.crt/NAME.key signed by the CA (client auth, or serving on 127.0.0.1 and ips)."""
         ext = self.dir / f"{name}.ext"
         usage = "serverAuth" if server else "clientAuth"
         lines = [
@@ -122,8 +123,9 @@ class Pki:
             f"extendedKeyUsage={usage}",
         ]
         if server:
+            extra = "".join(f",IP:{ip}" for ip in ips)
             lines.append(
-                "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+                f"subjectAltName=IP:127.0.0.1,IP:10.96.0.1{extra},DNS:localhost,DNS:kubernetes,"
                 "DNS:kubernetes.default,DNS:kubernetes.default.svc"
             )
         ext.write_text("\n".join(lines) + "\n")
@@ -186,7 +188,12 @@ def write_kubeconfig(path: pathlib.Path, *, server: str, pki: Pki, user: str) ->
 
 
 class LocalCluster:
-    """Start (up) and stop (down) the control plane; state lives in state_dir."""
+    """Start (up) and stop (down) the control plane; state lives in state_dir.
+
+    tests/harness/node.py runs the same components inside a network namespace: it
+    overrides _spawn (how a process starts), _probe (where a health check connects
+    from) and the *_args hooks (the flags a real node needs on top of these).
+    """
 
     def __init__(self, state_dir: pathlib.Path, ports: Ports, kubeconfig: pathlib.Path) -> None:
         self.state_dir = state_dir
@@ -209,8 +216,7 @@ class LocalCluster:
         )
 
     def up(self) -> None:
-        for name, port in asdict(self.ports).items():
-            processes.ensure_port_free(port, name.replace("_", "-"))
+        self._check_ports()
         try:
             pki = self._pki()
             self._start_etcd()
@@ -225,9 +231,36 @@ class LocalCluster:
             process.stop()
         self.processes.clear()
 
+    # ---- hooks (see the class docstring) ----
+
+    def _check_ports(self) -> None:
+        for name, port in asdict(self.ports).items():
+            processes.ensure_port_free(port, name.replace("_", "-"))
+
+    def _probe(self, check: Callable[[], bool]) -> bool:
+        """Run a health check (it connects to the components' addresses)."""
+        return check()
+
+    def _server_ips(self) -> tuple[str, ...]:
+        """Addresses besides 127.0.0.1 the API server's certificate is valid for."""
+        return ()
+
+    def _apiserver_args(self, pki: Pki) -> list[str]:
+        return [
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--authorization-mode=RBAC",
+            "--enable-admission-plugins=PodSecurity,NamespaceLifecycle,ServiceAccount",
+        ]
+
+    def _controller_manager_args(self, pki: Pki) -> list[str]:
+        return []
+
+    # ---- the components ----
+
     def _pki(self) -> Pki:
         pki = Pki(self.state_dir / "pki")
-        pki.issue("apiserver", "/CN=kube-apiserver", server=True)
+        pki.issue("apiserver", "/CN=kube-apiserver", server=True, ips=self._server_ips())
         pki.issue("admin", "/O=system:masters/CN=bind-ha-admin")
         pki.issue("controller-manager", "/CN=system:kube-controller-manager")
         pki.issue("scheduler", "/CN=system:kube-scheduler")
@@ -259,7 +292,10 @@ class LocalCluster:
                 "--quota-backend-bytes=1073741824",
             ],
         )
-        processes.wait_until(etcd, lambda: _http_ok(f"{client}/health"), timeout=30, what="serving /health")
+        healthy = f"{client}/health"
+        processes.wait_until(
+            etcd, lambda: self._probe(lambda: _http_ok(healthy)), timeout=30, what="serving /health"
+        )
 
     def _start_apiserver(self, pki: Pki) -> None:
         apiserver = self._spawn(
@@ -267,15 +303,12 @@ class LocalCluster:
             [
                 tool("kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{self.ports.etcd}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *self._apiserver_args(pki),
                 f"--secure-port={self.ports.apiserver}",
                 f"--tls-cert-file={pki.path('apiserver.crt')}",
                 f"--tls-private-key-file={pki.path('apiserver.key')}",
                 f"--client-ca-file={pki.path('ca.crt')}",
-                "--authorization-mode=RBAC",
                 "--allow-privileged=true",
-                "--enable-admission-plugins=PodSecurity,NamespaceLifecycle,ServiceAccount",
                 f"--service-account-key-file={pki.path('sa.pub')}",
                 f"--service-account-signing-key-file={pki.path('sa.key')}",
                 "--service-account-issuer=https://kubernetes.default.svc",
@@ -286,7 +319,9 @@ class LocalCluster:
                 "--v=1",
             ],
         )
-        processes.wait_until(apiserver, lambda: self._readyz(pki), timeout=90, what="ready (/readyz)")
+        processes.wait_until(
+            apiserver, lambda: self._probe(lambda: self._readyz(pki)), timeout=90, what="ready (/readyz)"
+        )
 
     def _start_controllers(self, pki: Pki) -> None:
         manager = self._spawn(
@@ -304,6 +339,7 @@ class LocalCluster:
                 "--use-service-account-credentials=true",
                 "--leader-elect=false",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                *self._controller_manager_args(pki),
                 "--v=1",
             ],
         )
@@ -324,7 +360,7 @@ class LocalCluster:
         for process, port in ((manager, self.ports.controller_manager), (scheduler, self.ports.scheduler)):
             processes.wait_until(
                 process,
-                lambda port=port: _https_ok(f"https://127.0.0.1:{port}/healthz"),
+                lambda port=port: self._probe(lambda: _https_ok(f"https://127.0.0.1:{port}/healthz")),
                 timeout=60,
                 what="healthy (/healthz)",
             )

@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -42,6 +44,7 @@ ROLE_LABEL = "bind-ha.io/role"
 STATUS_ANNOTATION = "bind-ha.io/status"
 DNS_PORT = 5353
 HEALTH_PORT = 8080
+PROBE_PORT = 8081  # named's supervisor: /readyz, /livez, /zones
 SERVICE_ACCOUNT = "test-bind-ha"
 TRANSFER_KEY = "bind-ha-transfer"
 UPDATE_KEY = "bind-ha-update"
@@ -92,6 +95,16 @@ def _children(pid: int) -> list[int]:
         return [int(child) for child in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
+
+
+@dataclass(frozen=True)
+class ProbeReply:
+    status: int
+    text: str
+
+    @property
+    def ready(self) -> bool:
+        return self.status == 200
 
 
 @dataclass
@@ -215,6 +228,12 @@ class LocalPod:
         return self.root / "logs" / f"{what}.{self.generation}.log"
 
     def start(self) -> None:
+        self.run_init()
+        self.start_named()
+        self.start_agent()
+
+    def run_init(self) -> None:
+        """The init container: keys and the first named.conf (a new generation of logs)."""
         self.generation += 1
         hooks = REPO / "hooks"
         init = subprocess.run(
@@ -229,8 +248,6 @@ class LocalPod:
         self._log("init").write_text(init.stdout + init.stderr)
         if init.returncode != 0:
             raise processes.StartupError(f"{self.name}: init failed:\n{init.stdout}{init.stderr}")
-        self.start_named()
-        self.start_agent()
 
     def start_named(self) -> None:
         self.supervisor = processes.start(
@@ -288,16 +305,16 @@ class LocalPod:
         self.agent = self.supervisor = None
         self.named_pid = None
 
-    def probe(self) -> subprocess.CompletedProcess[str]:
-        """named's readiness probe, as the kubelet would run it in this pod."""
-        return subprocess.run(
-            [sys.executable, str(REPO / "hooks" / "probe.py")],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+    def probe(self) -> ProbeReply:
+        """named's readiness probe, as the kubelet asks it: the supervisor's /readyz."""
+        url = f"http://{self.address}:{PROBE_PORT}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                return ProbeReply(reply.status, reply.read().decode().strip())
+        except urllib.error.HTTPError as error:
+            return ProbeReply(error.code, error.read().decode().strip())
+        except OSError as error:
+            return ProbeReply(0, f"no answer: {error}")
 
     def agent_alive(self) -> bool:
         return self.agent is not None and self.agent.alive()

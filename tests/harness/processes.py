@@ -57,19 +57,38 @@ class Process:
         stop_pid(self.pid, self.argv[0], timeout)
 
 
-def start(name: str, argv: Sequence[str], log: pathlib.Path, *, env: dict[str, str] | None = None) -> Process:
-    """Start argv in its own session (it outlives `make cluster-up`), logging to log."""
+def start(
+    name: str,
+    argv: Sequence[str],
+    log: pathlib.Path,
+    *,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+    pass_fds: Sequence[int] = (),
+) -> Process:
+    """Start argv in its own session (it outlives `make cluster-up`), logging to log.
+
+    prefix is a command that execs argv in the same process (nsenter, unshare): the
+    process is recorded as argv once that exec happened."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            list(argv),
+            [*prefix, *argv],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=env,
+            pass_fds=tuple(pass_fds),
         )
-    return Process(name=name, pid=proc.pid, argv=list(argv), log=log)
+    process = Process(name=name, pid=proc.pid, argv=list(argv), log=log)
+    if prefix:
+        deadline = time.monotonic() + 10
+        while not process.alive():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise StartupError(f"{name} did not start ({' '.join(prefix)}); log tail:\n{log_tail(log)}")
+            time.sleep(0.01)
+    return process
 
 
 def is_our_process(pid: int, executable: str) -> bool:

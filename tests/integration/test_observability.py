@@ -74,14 +74,14 @@ def test_named_readiness_probe_needs_every_zone_to_answer_authoritatively(releas
     pod.start()
     release.wait_for_leader()
     deadline = time.monotonic() + 10
-    while (ready := pod.probe()).returncode != 0:  # ready once the agent marks its zones in step
-        assert time.monotonic() < deadline, ready.stdout
+    while not (ready := pod.probe()).ready:  # ready once the agent marks its zones in step
+        assert time.monotonic() < deadline, ready.text
         time.sleep(0.2)
-    assert ready.stdout.strip() == "ready"
+    assert ready.text == "ok: ready"
     # A zone named.conf lists but named cannot serve makes the pod unready.
     (pod.run_dir / "zones.json").write_text('[{"name": "missing.test", "dynamic": false, "synced": true}]')
     unready = pod.probe()
-    assert unready.returncode == 1 and "missing.test: REFUSED" in unready.stdout
+    assert unready.status == 503 and "missing.test: REFUSED" in unready.text
 
 
 def test_the_primary_notifies_pods_as_they_come_and_go(release: LocalRelease) -> None:

@@ -254,14 +254,14 @@ def test_a_restarted_pod_keeps_its_dynamic_data_and_is_unready_until_in_step(rel
         # It serves the data it had (never an empty zone) but is not ready: that data is old.
         assert dnsclient.lookup(follower.address, DNS_PORT, "before0.dyn.test") == ["192.0.2.7"]
         assert dnsclient.lookup(follower.address, DNS_PORT, "during0.dyn.test") == []
-        verdict = follower.probe().stdout.strip()
-        assert "dyn.test: not yet in step with the primary" in verdict, verdict
+        verdict = follower.probe()
+        assert not verdict.ready and "dyn.test: not yet in step with the primary" in verdict.text, verdict
     finally:
         os.kill(leader.named_pid, signal.SIGCONT)
     release.wait_converged("dyn.test")
     deadline = time.monotonic() + 10
-    while follower.probe().stdout.strip() != "ready":
-        assert time.monotonic() < deadline, follower.probe().stdout.strip()
+    while not follower.probe().ready:
+        assert time.monotonic() < deadline, follower.probe().text
         time.sleep(0.2)
     assert dnsclient.lookup(follower.address, DNS_PORT, "during0.dyn.test") == ["192.0.2.7"]
 
