@@ -59,6 +59,9 @@ class BindState:
     refetch_asked: frozenset[str] = frozenset()
     refresh_asked: dict[str, float] = field(default_factory=dict)
     last_serials: dict[str, int] = field(default_factory=dict)
+    # Per zone, the primary (address) and the serial it served when first asked: reaching that
+    # serial is "caught up", so a steady stream of updates cannot keep a restarted pod unready.
+    catch_up: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 class LocalBind:
@@ -408,7 +411,13 @@ class LocalBind:
             return False
         if primary_ip is None:
             return True
-        theirs = soa.ask(zone, primary_ip, self.settings.dns_port, 0.5).serial
+        known = self.state.catch_up.get(zone)
+        if known is None or known[0] != primary_ip:
+            theirs = soa.ask(zone, primary_ip, self.settings.dns_port, 0.5).serial
+            if theirs is not None:
+                self.state.catch_up[zone] = (primary_ip, theirs)
+        else:
+            theirs = known[1]
         if theirs is None or peers.serial_newer(theirs, ours):
             if (
                 self.clock.monotonic() - self.state.refresh_asked.get(zone, -REFRESH_INTERVAL)
@@ -421,6 +430,7 @@ class LocalBind:
                 return False  # equal by coincidence with a forked history: not until re-fetched
             self.state.must_refetch -= {zone}
             self.state.refetch_asked -= {zone}
+        self.state.catch_up.pop(zone, None)
         return True
 
     # ---- handing over -----------------------------------------------------------------------------
