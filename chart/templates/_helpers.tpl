@@ -369,3 +369,11 @@ loadBalancerSourceRanges:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Seconds a probe asked with ?wait= may wait for its condition at start: its timeout less a
+second, so the answer reaches the kubelet before it gives up.
+*/}}
+{{- define "bind-ha.probeWait" -}}
+{{- max 0 (sub (int .timeoutSeconds) 1) -}}
+{{- end }}

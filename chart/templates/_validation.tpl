@@ -31,6 +31,9 @@ Included once, from server-statefulset.yaml.
 {{- end }}
 
 {{- include "bind-ha.validateElection" $v.election }}
+{{- if gt (add (int $v.shutdownDelaySeconds) 10) (int $v.terminationGracePeriodSeconds) }}
+{{- fail (printf "shutdownDelaySeconds (%v) must leave at least 10 s of terminationGracePeriodSeconds (%v) for the handover" $v.shutdownDelaySeconds $v.terminationGracePeriodSeconds) }}
+{{- end }}
 {{- if not (has $v.antiAffinity (list "soft" "hard" "none")) }}
 {{- fail (printf "antiAffinity must be one of soft, hard, none (got %q); for a custom rule set affinity.podAntiAffinity" (toString $v.antiAffinity)) }}
 {{- end }}

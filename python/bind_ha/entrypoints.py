@@ -14,7 +14,7 @@ from types import FrameType
 from bind_ha.agent import Agent
 from bind_ha.catalog import catalog_for
 from bind_ha.clock import SystemClock
-from bind_ha.health import Endpoints, serve
+from bind_ha.health import Endpoints, Routes, agent_routes, serve
 from bind_ha.init import InitError, initialize
 from bind_ha.keys import SecretError, load_keys
 from bind_ha.kube import Kube, PodCache, api_client
@@ -41,7 +41,9 @@ def init() -> int:
     return 0
 
 
-def agent() -> int:
+def agent(routes: Routes | None = None) -> int:
+    """The agent container; `routes` is its health server when hooks/agent.py started one
+    before importing this module (see bind_ha.health)."""
     settings = load_settings("agent")
     if settings is None:
         return 2
@@ -83,11 +85,13 @@ def agent() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    serve(
-        settings.health_address,
-        settings.health_port,
-        Endpoints(healthy=the_agent.healthy, ready=the_agent.readiness, metrics=the_agent.metrics.render),
+    endpoints = Endpoints(
+        healthy=the_agent.healthy, ready=the_agent.readiness, metrics=the_agent.metrics.render
     )
+    if routes is None:
+        serve(settings.health_address, settings.health_port, endpoints)
+    else:
+        routes.use(*agent_routes(endpoints))
     cache.start()
     threading.Thread(target=_watch_local, args=(settings, run, the_agent.wake, stop), daemon=True).start()
     log.info("agent %s starting (lease %s/%s)", settings.identity, settings.namespace, settings.lease_name)

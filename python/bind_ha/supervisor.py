@@ -13,7 +13,7 @@ primary keeps serving transfers until the agent has let its peers catch up and
 released the Lease (lease-released), then named stops.
 
 It also answers the named container's probes over HTTP (BIND_HA_PROBE_PORT):
-/readyz and /livez (bind_ha.probe), and /zones, the applied zones the `helm
+/started, /readyz and /livez (bind_ha.probe), and /zones, the applied zones the `helm
 test` pod checks. The kubelet's probes thus cost a DNS query in this process,
 not a Python interpreter started every few seconds.
 """
@@ -32,7 +32,7 @@ from types import FrameType
 from bind_ha import probe
 from bind_ha.bind import Bind
 from bind_ha.clock import Clock, SystemClock
-from bind_ha.health import serve_routes
+from bind_ha.health import Probe, Route, Routes, serve_routes
 from bind_ha.peers import PRIMARY
 from bind_ha.runstate import RunDir
 from bind_ha.settings import Settings
@@ -97,13 +97,21 @@ class NamedProbes:
             return False, f"named exited with status {named.returncode}"
         return probe.named_alive(self.address, self.port)
 
-    def serve(self, settings: Settings) -> None:
-        serve_routes(
-            settings.health_address,
-            settings.probe_port,
-            probes={"/readyz": self.ready, "/livez": self.live},
-            documents={"/zones": (lambda: probe.zones_document(self.run), "application/json")},
-        )
+    def serve(self, settings: Settings, routes: Routes | None = None) -> None:
+        """Serve the probes, on `routes` when hooks/named.py already serves them."""
+        # The startup probe waits (?wait=) for readiness, so a normal start logs no failed
+        # readiness probe, then settles for liveness: a named that answers but cannot get
+        # ready (no primary yet) is started, and kept out of the Services.
+        probes: dict[str, Probe | Route] = {
+            "/started": Route(self.ready, fallback=self.live),
+            "/readyz": self.ready,
+            "/livez": self.live,
+        }
+        documents = {"/zones": (lambda: probe.zones_document(self.run), "application/json")}
+        if routes is None:
+            serve_routes(settings.health_address, settings.probe_port, probes=probes, documents=documents)
+        else:
+            routes.use(probes, documents)
 
 
 def supervise(
@@ -157,13 +165,14 @@ def _shut_down(named: subprocess.Popen[bytes], fence: Fence, handover_wait: floa
         return named.wait()
 
 
-def main() -> int:
-    """The named container's entry point."""
+def main(routes: Routes | None = None) -> int:
+    """The named container's entry point; `routes`: its probes' server, when hooks/named.py
+    started one before importing this module."""
     settings = load_settings("named")
     if settings is None:
         return 2
     run = RunDir(settings.run_dir)
     probes = NamedProbes(run, settings.local_dns_address, settings.dns_port)
-    probes.serve(settings)  # first: the kubelet probes from the container's start on
+    probes.serve(settings, routes)  # first: the kubelet probes from the container's start on
     argv = ["named", "-g", "-c", str(run.named_conf)]
     return supervise(argv, Fence(run=run, bind=local_bind(settings), clock=SystemClock()), probes=probes)

@@ -160,3 +160,16 @@ def test_a_probe_costs_well_under_100ms_of_cpu(named_container: Container) -> No
         assert named_container.get("/livez")[0] == 200
     per_probe = (sum(cpu_seconds(pid) for pid in pids) - before) / (2 * rounds)
     assert per_probe < 0.02, f"{per_probe * 1000:.1f} ms of CPU per probe"
+
+
+def test_the_startup_probe_waits_for_readiness_then_settles_for_liveness(named_container: Container) -> None:
+    """/started?wait=N (the chart's startup probe) holds the request while named is not ready,
+    so a normal start logs no failed readiness probe; a named that answers but cannot get
+    ready (here: a secondary with no primary) is still started once the wait runs out."""
+    wait_for("/livez to pass", lambda: named_container.get("/livez")[0] == 200)
+    started = time.monotonic()
+    status, text = named_container.get("/started?wait=2")
+    waited = time.monotonic() - started
+    assert status == 200 and "named answers queries" in text, text
+    assert 1.9 <= waited < 4.5, waited
+    assert named_container.get("/readyz")[0] == 503  # not ready: out of the Services

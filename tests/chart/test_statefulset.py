@@ -100,14 +100,19 @@ def test_probes() -> None:
     agent = manifests.container("agent")
     assert agent["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
     assert agent["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert agent["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    # Waits (up to its timeout less a second) for the first round instead of failing at once.
+    assert agent["readinessProbe"]["httpGet"] == {"path": "/readyz?wait=9", "port": "health"}
     assert agent["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # /healthz is served before the agent's imports; the delay lets the interpreter start.
+    assert agent["startupProbe"]["initialDelaySeconds"] == 2
     named = manifests.container("named")
     # Answered by the supervisor beside named over HTTP: no Python started per probe.
     # readiness is "every zone answers SOA with AA", not a TCP check; liveness "named answers".
     assert named["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}
     assert named["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "probes"}
-    assert named["startupProbe"]["httpGet"] == {"path": "/livez", "port": "probes"}
+    # Waits for readiness, then settles for liveness: a normal start logs no failed probe.
+    assert named["startupProbe"]["httpGet"] == {"path": "/started?wait=19", "port": "probes"}
+    assert named["startupProbe"]["initialDelaySeconds"] == 2  # served before the imports too
     assert all("exec" not in named[probe] for probe in ("readinessProbe", "livenessProbe", "startupProbe"))
     assert named["ports"] == [
         {"name": "dns", "containerPort": 5353, "protocol": "UDP"},
@@ -134,6 +139,36 @@ def test_probe_timings_are_values() -> None:
     for container in ("named", "agent"):
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert {key: custom.container(container)[probe][key] for key in timing} == timing
+
+
+def test_a_probe_waits_its_timeout_less_a_second() -> None:
+    custom = render(
+        {
+            "probes": {
+                "named": {"startup": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 1}},
+                "agent": {"readiness": {"periodSeconds": 1, "timeoutSeconds": 4, "failureThreshold": 1}},
+            }
+        }
+    )
+    assert custom.container("named")["startupProbe"]["httpGet"]["path"] == "/started?wait=0"
+    assert custom.container("agent")["readinessProbe"]["httpGet"]["path"] == "/readyz?wait=3"
+
+
+def test_a_deleted_pod_keeps_answering_before_it_stops() -> None:
+    """A preStop sleep on named: kube-proxy takes the pod out of the Services before named
+    gets SIGTERM (tests/e2e/test_failover.py sees no lookup fail while a pod is deleted)."""
+    named = render().container("named")
+    assert named["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert "lifecycle" not in render({"shutdownDelaySeconds": 0}).container("named")
+    assert "lifecycle" not in render().container("agent")
+    longer = render({"shutdownDelaySeconds": 20, "terminationGracePeriodSeconds": 30})
+    assert longer.container("named")["lifecycle"]["preStop"]["sleep"]["seconds"] == 20
+    bad = helm("template", "test", str(CHART), "--set", "shutdownDelaySeconds=25", check=False)
+    assert bad.returncode != 0
+    assert (
+        "shutdownDelaySeconds (25) must leave at least 10 s of terminationGracePeriodSeconds (30)"
+        in bad.stderr
+    )
 
 
 def test_probe_timings_are_checked_by_the_schema() -> None:

@@ -1,6 +1,7 @@
 """Every values example and every chart/ci file on real pods, each in a namespace enforcing
 the `restricted` Pod Security Standard: all pods Ready, exactly one primary, `helm test`
-passes, no start-up noise (ReconfigureFailed, rndc `connection refused`); and `ct install`."""
+passes, no start-up noise (ReconfigureFailed, rndc `connection refused`, failed probes); and
+`ct install`."""
 
 from __future__ import annotations
 
@@ -105,6 +106,9 @@ def check_release(release: Release, kube: Kube) -> None:
     assert tested.returncode == 0 and ", 0 failed" in tested.stdout, tested.stdout + tested.stderr
     assert len(release.primaries()) == 1, release.roles()
     assert kube.warning_events(release.namespace, "ReconfigureFailed") == []
+    # The kubelet records every failed probe as a Warning (reason Unhealthy): a normal start
+    # must record none (the agent serves /healthz before its imports; probes wait at start).
+    assert kube.warning_events(release.namespace, "Unhealthy") == []
     for pod in release.pods():
         agent_log = release.logs(pod["metadata"]["name"], "agent")
         assert "connection refused" not in agent_log, agent_log
