@@ -17,8 +17,9 @@ from tests.harness.node import Node, bind_ha_image
 from tests.harness.release import ClientPod, Kube
 from tests.harness.tools import REPO
 
-# Durations (seconds) worth reporting: printed at the end of the run.
+# Durations (seconds) worth reporting, and other measurements (as text): printed at the end.
 TIMINGS: dict[str, float] = {}
+MEASURED: dict[str, str] = {}
 
 
 def require_current_image() -> None:
@@ -81,3 +82,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("e2e timings")
         for what, seconds in TIMINGS.items():
             terminalreporter.write_line(f"{seconds:7.1f}s  {what}")
+    if MEASURED:
+        terminalreporter.section("e2e measurements")
+        for what, value in MEASURED.items():
+            terminalreporter.write_line(f"{what}: {value}")

@@ -491,6 +491,12 @@ class Node(LocalCluster):
         argv = [tool("ctr"), f"--address={self.socket}", "--namespace=k8s.io", *args]
         return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
 
+    def kill_container(self, container_id: str) -> None:
+        """SIGKILL every process of one container through containerd, as a crash would."""
+        result = self._ctr("tasks", "kill", "--all", "--signal", "SIGKILL", container_id.split("://")[-1])
+        if result.returncode != 0:
+            raise RuntimeError(f"ctr tasks kill {container_id} failed: {result.stderr.strip()}")
+
     def import_images(self, names: Sequence[str] = ("pause", "coredns", "bind-ha")) -> list[str]:
         """Import the cached OCI archives into containerd; returns what was imported."""
         imported = []

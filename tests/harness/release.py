@@ -149,6 +149,49 @@ class Release:
         wait_for(f"a new primary replacing {old}", moved, timeout)
         return self.wait_one_primary(timeout)
 
+    def upgrade(self, *values: str, options: Sequence[str] = ()) -> None:
+        args = [arg for path in values for arg in ("-f", path)]
+        self.kube.helm("upgrade", self.name, str(CHART), "-n", self.namespace, *args, *options)
+
+    def rollback(self, revision: int | None = None, options: Sequence[str] = ()) -> None:
+        target = [str(revision)] if revision is not None else []
+        self.kube.helm("rollback", self.name, *target, "-n", self.namespace, *options)
+
+    def replicas(self) -> int:
+        return int(self.kube.get(self.namespace, "statefulset", self.fullname)["spec"]["replicas"])
+
+    def all_ready(self, *, gone: Sequence[str] = ()) -> bool:
+        """Every replica exists, is Ready and not terminating, and none has a UID in `gone`."""
+        pods = self.pods()
+        return len(pods) == self.replicas() and all(
+            "deletionTimestamp" not in pod["metadata"]
+            and pod["metadata"]["uid"] not in gone
+            and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", [])
+            )
+            for pod in pods
+        )
+
+    def wait_all_ready(self, *, gone: Sequence[str] = (), timeout: float = 300) -> None:
+        wait_for(
+            f"every pod of {self.fullname} Ready", lambda: self.all_ready(gone=gone), timeout, interval=1
+        )
+
+    def uid(self, pod: str) -> str:
+        return next(str(p["metadata"]["uid"]) for p in self.pods() if p["metadata"]["name"] == pod)
+
+    def container_ids(self, pod: str, names: Sequence[str]) -> dict[str, str]:
+        """The runtime IDs of the named containers (init, sidecar and regular) of a pod."""
+        status = next(p["status"] for p in self.pods() if p["metadata"]["name"] == pod)
+        every = [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]
+        return {c["name"]: c["containerID"] for c in every if c["name"] in names and c.get("containerID")}
+
+    def restarts(self, pod: str) -> int:
+        """Container restarts of a pod so far (init, sidecar and regular containers)."""
+        status = next(p["status"] for p in self.pods() if p["metadata"]["name"] == pod)
+        every = [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]
+        return sum(int(c.get("restartCount", 0)) for c in every)
+
     def service_ip(self, which: str) -> str:
         service = self.kube.get(self.namespace, "service", f"{self.fullname}-{which}")
         return str(service["spec"]["clusterIP"])
@@ -224,6 +267,9 @@ class ClientPod:
                         "image": self.image,
                         "imagePullPolicy": "Never",
                         "command": ["sleep", "infinity"],
+                        # Burstable, not BestEffort: the kubelet gives BestEffort pods 2 CPU
+                        # shares, and the load program must keep its rate beside busy pods.
+                        "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}},
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True,
@@ -279,3 +325,217 @@ class ClientPod:
     def python(self, script: str, *args: str) -> str:
         """Run a Python script (dnspython is in the image) inside the cluster; returns stdout."""
         return self.run("python3", "-", *args, stdin=script).stdout
+
+
+# ---- load through the Services, from a client pod (tests/harness/podload.py runs there) ---------
+
+PODLOAD = REPO / "tests" / "harness" / "podload.py"
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What the load program printed when it stopped (podload.py's "load" mode)."""
+
+    raw: dict[str, Any]
+
+    @property
+    def seconds(self) -> float:
+        return float(self.raw["seconds"])
+
+    @property
+    def queries(self) -> dict[str, Any]:
+        return dict(self.raw["queries"])
+
+    @property
+    def failed_queries(self) -> int:
+        return int(self.raw["queries"]["failed"])
+
+    @property
+    def failed_attempts(self) -> int:
+        return int(self.raw["queries"]["attempt_failures"])
+
+    @property
+    def query_rate(self) -> float:
+        return int(self.raw["queries"]["sent"]) / self.seconds
+
+    @property
+    def update_rate(self) -> float:
+        return int(self.raw["updates"]["sent"]) / self.seconds
+
+    @property
+    def acknowledged(self) -> list[str]:
+        return [name for name, _at in self.raw["updates"]["acknowledged"]]
+
+    @property
+    def failed_updates(self) -> int:
+        return int(self.raw["updates"]["failed"])
+
+    @property
+    def write_outage(self) -> float:
+        """The longest span without an acknowledged update through the primary Service."""
+        gaps = self.raw["updates"]["gaps"]
+        return float(gaps[0]["seconds"]) if gaps else self.seconds
+
+    def outage_after(self, moment: float) -> float:
+        """The write outage through the primary Service that began after `moment`: from the
+        last acknowledged update before the first failure to the first one after it."""
+        failures = self.failures_after(moment)
+        if not failures:
+            return 0.0
+        acked = [at for _name, at in self.raw["updates"]["acknowledged"]]
+        before = max((at for at in acked if at <= failures[0]), default=moment)
+        after = min((at for at in acked if at > failures[0]), default=float(self.raw["stopped"]))
+        return after - max(before, moment)
+
+    def failures_after(self, moment: float) -> list[float]:
+        return sorted(f["t"] for f in self.raw["updates"]["failures"] if f["t"] >= moment)
+
+    def writable_after(self, moment: float) -> float:
+        """Seconds from `moment` (e.g. a crash) until the primary Service acknowledged an update
+        again after its first failure; 0 when no update failed after `moment`."""
+        failures = self.failures_after(moment)
+        if not failures:
+            return 0.0
+        acked = [at for _name, at in self.raw["updates"]["acknowledged"] if at > failures[0]]
+        return (acked[0] if acked else float(self.raw["stopped"])) - moment
+
+    def acknowledged_between(self, start: float, end: float) -> list[str]:
+        return [name for name, at in self.raw["updates"]["acknowledged"] if start <= at <= end]
+
+    def brief(self) -> str:
+        """One line for a report: rates, failures, acknowledged updates."""
+        q, u = self.raw["queries"], self.raw["updates"]
+        return (
+            f"{q['sent']} lookups ({self.query_rate:.0f}/s) {q['failed']} failed "
+            f"({q['attempt_failures']} tries retried), {u['sent']} updates ({self.update_rate:.1f}/s) "
+            f"{len(u['acknowledged'])} acknowledged {u['failed']} failed, over {self.seconds:.0f}s"
+        )
+
+    def describe(self) -> str:
+        q, u = self.raw["queries"], self.raw["updates"]
+        return (
+            f"{self.seconds:.1f}s: queries {q['sent']} sent ({self.query_rate:.0f}/s, {q['tcp']} over TCP), "
+            f"{q['failed']} failed, {q['attempt_failures']} failed attempts; updates {u['sent']} sent "
+            f"({self.update_rate:.1f}/s), {len(u['acknowledged'])} acknowledged, {u['failed']} failed; "
+            f"longest write gaps {[round(g['seconds'], 2) for g in u['gaps'][:3]]}; "
+            f"query failures {q['failures'][:10]}; attempt failures {q['attempt_failure_list'][:10]}; "
+            f"update failures {u['failures'][:10]}"
+        )
+
+
+class LoadRun:
+    """podload.py running in a client pod until stop(): `kubectl exec -i`, the program as
+    `python3 -c`, its stdin the stop signal."""
+
+    def __init__(self, client: ClientPod, config: dict[str, Any]) -> None:
+        argv = [
+            tool("kubectl"),
+            f"--kubeconfig={client.kube.kubeconfig}",
+            "-n",
+            client.namespace,
+            "exec",
+            "-i",
+            client.name,
+            "--",
+            "python3",
+            "-c",
+            PODLOAD.read_text(),
+            json.dumps(config),
+        ]
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline()
+        if first.strip() != "started":
+            _out, err = self.process.communicate(timeout=60)
+            raise AssertionError(f"the load program did not start: {first}{err}")
+
+    def stop(self) -> LoadSummary:
+        out, err = self.process.communicate("stop\n", timeout=120)
+        assert self.process.returncode == 0, f"the load program failed ({self.process.returncode}): {err}"
+        return LoadSummary(json.loads(out))
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the scenarios send: lookups through the DNS Service (each with its expected
+    authoritative answer) and signed updates of `zone` through the primary Service."""
+
+    dns_server: str
+    update_server: str
+    zone: str
+    key_name: str
+    key_secret: str
+    queries: tuple[dict[str, Any], ...]
+    qps: float = 150
+    ups: float = 20
+
+    def config(self, tag: str) -> dict[str, Any]:
+        return {
+            "mode": "load",
+            "dns_server": self.dns_server,
+            "update_server": self.update_server,
+            "zone": self.zone,
+            "key_name": self.key_name,
+            "key_secret": self.key_secret,
+            "queries": list(self.queries),
+            "qps": self.qps,
+            "ups": self.ups,
+            "tag": tag,
+        }
+
+
+def start_load(client: ClientPod, workload: Workload, tag: str) -> LoadRun:
+    return LoadRun(client, workload.config(tag))
+
+
+def zone_names(
+    client: ClientPod, servers: Sequence[str], workload: Workload, prefix: str
+) -> dict[str, list[str] | str]:
+    """The owner names under `prefix` in workload.zone on each server ("ip:port"), by AXFR."""
+    config = {
+        "mode": "names",
+        "servers": list(servers),
+        "zone": workload.zone,
+        "key_name": workload.key_name,
+        "key_secret": workload.key_secret,
+        "prefix": prefix,
+    }
+    out = client.run("python3", "-c", PODLOAD.read_text(), json.dumps(config)).stdout
+    found: dict[str, list[str] | str] = json.loads(out.strip().splitlines()[-1])
+    return found
+
+
+def missing_updates(
+    client: ClientPod,
+    release: Release,
+    workload: Workload,
+    acknowledged: Sequence[str],
+    prefix: str,
+    timeout: float = 60,
+) -> dict[str, list[str] | str]:
+    """Acknowledged updates (labels in workload.zone) that a pod does not serve, by pod, once
+    every pod has caught up or `timeout` ran out: empty when none is lost."""
+    want = set(acknowledged)
+    missing: dict[str, list[str] | str] = {}
+
+    def complete() -> bool:
+        servers = {f"{ip}:5353": pod for pod, ip in release.pod_ips().items()}
+        missing.clear()
+        for server, names in zone_names(client, list(servers), workload, prefix).items():
+            if isinstance(names, str):
+                missing[servers[server]] = names
+            elif lost := sorted(want - set(names)):
+                missing[servers[server]] = lost
+        return not missing
+
+    deadline = time.monotonic() + timeout
+    while not complete() and time.monotonic() < deadline:
+        time.sleep(1)
+    return missing

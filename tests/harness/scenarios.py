@@ -1,0 +1,132 @@
+"""A release under client load, as the e2e scenarios, `make demo` and `make bench` drive it.
+
+`Scenario.install` puts a release (a static and a dynamic zone) in a new restricted
+namespace with a client pod beside it; `Scenario.load` runs tests/harness/podload.py in
+that pod: lookups through the DNS Service, signed updates through the primary Service.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from tests.harness.release import (
+    ClientPod,
+    Kube,
+    LoadRun,
+    LoadSummary,
+    Release,
+    Workload,
+    missing_updates,
+    wait_for,
+)
+
+STATIC = "example.com"
+DYNAMIC = "dyn.example.com"
+WWW = "192.0.2.80"
+LEASE_DURATION = 10  # the chart's default election.leaseDurationSeconds
+
+
+def zones(extra_static: str = "") -> list[dict[str, Any]]:
+    """A static zone (extra_static: more of its records) and a dynamic one."""
+    return [
+        {
+            "name": STATIC,
+            "nameservers": [f"ns1.{STATIC}."],
+            "records": f"ns1 IN A 192.0.2.53\nwww IN A {WWW}\n{extra_static}",
+        },
+        {"name": DYNAMIC, "type": "dynamic", "ttl": 60, "nameservers": [f"ns1.{STATIC}."]},
+    ]
+
+
+QUERIES = (
+    {"name": f"www.{STATIC}", "type": "A", "expect": [WWW]},
+    {"name": STATIC, "type": "SOA"},
+    {"name": DYNAMIC, "type": "SOA"},
+)
+
+
+def values_file(values: dict[str, Any]) -> str:
+    """values written to a file helm reads (kept until the process ends)."""
+    with tempfile.NamedTemporaryFile("w", prefix="bind-ha-values-", suffix=".yaml", delete=False) as handle:
+        yaml.safe_dump(values, handle)
+    return handle.name
+
+
+@dataclass
+class Scenario:
+    """A release, a client pod in its namespace, and what the load sends."""
+
+    release: Release
+    client: ClientPod
+    workload: Workload
+
+    @classmethod
+    def install(
+        cls,
+        kube: Kube,
+        image: str,
+        *,
+        prefix: str,
+        values: dict[str, Any] | None = None,
+        options: Sequence[str] = (),
+        timeout: float = 300,
+    ) -> Scenario:
+        """Install (values: overrides of the scenario's zones) and wait until every pod is
+        Ready, one is primary and both Services answer the client pod."""
+        namespace = kube.restricted_namespace(prefix)
+        release = Release(kube, namespace)
+        release.install(values_file({"zones": zones(), **(values or {})}), options=options)
+        client = ClientPod(kube, namespace, image).start()
+        release.wait_all_ready(timeout=timeout)
+        release.wait_one_primary(timeout=timeout)
+        workload = Workload(
+            dns_server=release.service_ip("dns"),
+            update_server=release.service_ip("primary"),
+            zone=DYNAMIC,
+            key_name="bind-ha-update",
+            key_secret=release.update_secret(),
+            queries=QUERIES,
+        )
+        scenario = cls(release, client, workload)
+        scenario.wait_services()
+        return scenario
+
+    def wait_services(self, timeout: float = 120) -> None:
+        """Ready pods are not yet reachable: kube-proxy programs a Service once it sees them."""
+        for service in ("dns", "primary"):
+            address = self.release.service_ip(service)
+            wait_for(
+                f"the {service} Service to answer",
+                lambda a=address: self.client.dig(a, STATIC).status == "NOERROR",  # type: ignore[misc]
+                timeout,
+            )
+
+    @contextmanager
+    def load(self, tag: str, *, warm_up: float = 3.0) -> Iterator[LoadRun]:
+        """Load running for the body of the with-block (after `warm_up` seconds of it); stop()
+        it inside for the summary. It is killed if the body fails."""
+        run = LoadRun(self.client, self.workload.config(tag))
+        try:
+            time.sleep(warm_up)
+            yield run
+        finally:
+            run.kill()
+
+    def lost(self, summary: LoadSummary, tag: str, timeout: float = 60) -> dict[str, list[str] | str]:
+        """Acknowledged updates some pod does not serve, by pod (empty: none lost)."""
+        return missing_updates(self.client, self.release, self.workload, summary.acknowledged, tag, timeout)
+
+    def delete(self) -> None:
+        self.release.kube.delete_namespace(self.release.namespace)
+
+
+def settle(seconds: float) -> None:
+    """Keep the load running a while after the system recovered, so the summary covers it."""
+    time.sleep(seconds)
