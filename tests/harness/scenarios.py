@@ -121,7 +121,12 @@ class Scenario:
 
     def lost(self, summary: LoadSummary, tag: str, timeout: float = 60) -> dict[str, list[str] | str]:
         """Acknowledged updates some pod does not serve, by pod (empty: none lost)."""
-        return missing_updates(self.client, self.release, self.workload, summary.acknowledged, tag, timeout)
+        return self.lost_names(summary.acknowledged, tag, timeout)
+
+    def lost_names(self, names: Sequence[str], tag: str, timeout: float = 60) -> dict[str, list[str] | str]:
+        """Of `names` (labels TAG-N in the dynamic zone), those some pod does not serve, by pod,
+        once every pod serves them all or `timeout` ran out."""
+        return missing_updates(self.client, self.release, self.workload, names, tag, timeout)
 
     def delete(self) -> None:
         self.release.kube.delete_namespace(self.release.namespace)
