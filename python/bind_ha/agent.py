@@ -62,6 +62,7 @@ class AgentState:
     confirm_at: float | None = None  # a re-read of the Lease announced by a leader's heartbeat
     live_peers: dict[str, Peer] = field(default_factory=dict)  # peers with serials asked directly
     named_up: bool = False  # named's control channel answered once (it starts after this agent)
+    leader_seen: tuple[str, str] | None = None  # (identity, IP) of the Lease holder's pod, last listed
 
 
 class Agent:
@@ -153,7 +154,7 @@ class Agent:
             self._fix_labels(pods, leading)
         status = self.local.status()
         self._publish(status)
-        leader_ip = None if leading else peers.leader_address(pods, election.holder(self.state.observation))
+        leader_ip = None if leading else self._leader_ip(pods)
         self.local.update_synced(status, leader_ip)
         self.state.pods = pods
         self.state.ready = True
@@ -272,7 +273,7 @@ class Agent:
             local.serve_as_primary(pods, self._leading)
             return False
         self.run.set_valid_until(0.0)
-        leader_ip = peers.leader_address(pods, election.holder(self.state.observation))
+        leader_ip = self._leader_ip(pods)
         if local.state.role != PRIMARY:
             local.follow(pods, leader_ip)
         elif local.demote(pods, leader_ip):
@@ -280,6 +281,13 @@ class Agent:
             self._event("Demoted", f"{self.settings.pod_name} is a secondary again")
             log.info("demoted: following %s", leader_ip or "nobody yet")
         return False
+
+    def _leader_ip(self, pods: list[Peer]) -> str | None:
+        """Where to transfer from: the Lease holder's pod, or where it was (peers.followed_address)."""
+        address, self.state.leader_seen = peers.followed_address(
+            pods, election.holder(self.state.observation), self.state.leader_seen
+        )
+        return address
 
     def _promote(self, pods: list[Peer]) -> bool:
         """Become primary: relabel others, promote BIND, then label self (in that order)."""

@@ -184,6 +184,24 @@ def leader_address(peers: Iterable[Peer], leader_identity: str | None) -> str | 
     return None
 
 
+def followed_address(
+    peers: Iterable[Peer], leader_identity: str | None, last_seen: tuple[str, str] | None
+) -> tuple[str | None, tuple[str, str] | None]:
+    """The address a secondary transfers from, and what to remember for the next round.
+
+    The Lease holder's pod's IP while that pod is listed; while the same identity still holds
+    the Lease but its pod is no longer listed (a forced deletion removes the object at once,
+    while the pod's named still runs and acknowledges the writes kube-proxy sends it for a
+    moment), the IP it last had: following it keeps those writes. A new holder, or none,
+    ends that."""
+    address = leader_address(peers, leader_identity)
+    if address is not None and leader_identity is not None:
+        return address, (leader_identity, address)
+    if leader_identity is not None and last_seen is not None and last_seen[0] == leader_identity:
+        return last_seen[1], last_seen
+    return None, None
+
+
 def notify_targets(peers: Iterable[Peer], me: str) -> tuple[str, ...]:
     """Addresses the primary must NOTIFY: every other pod that has an IP, in a stable order."""
     return tuple(sorted({peer.ip for peer in peers if peer.name != me and peer.ip}))

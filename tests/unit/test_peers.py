@@ -107,6 +107,26 @@ def test_the_leader_is_found_by_name_and_uid_and_notify_targets_exclude_self() -
     assert peers.notify_targets(group, "a") == ("10.0.0.2",)
 
 
+def test_a_secondary_keeps_following_a_holder_whose_pod_vanished() -> None:
+    """A forced deletion removes the primary's pod object at once, while its named still runs
+    and acknowledges the writes kube-proxy sends it for a moment (tests/e2e/test_failover.py
+    lost such writes when secondaries stopped transferring from it)."""
+    listed = [peer("a", ip="10.0.0.1"), peer("b", ip="10.0.0.2")]
+    address, seen = peers.followed_address(listed, "b/uid-b", None)
+    assert (address, seen) == ("10.0.0.2", ("b/uid-b", "10.0.0.2"))
+    gone = [peer("a", ip="10.0.0.1")]
+    assert peers.followed_address(gone, "b/uid-b", seen) == ("10.0.0.2", seen)
+    # A new holder, or none, ends it; so does a recreated pod of the same name (a new UID).
+    assert peers.followed_address(gone, "a/uid-a", seen) == ("10.0.0.1", ("a/uid-a", "10.0.0.1"))
+    assert peers.followed_address(gone, None, seen) == (None, None)
+    recreated = [
+        peer("a", ip="10.0.0.1"),
+        Peer(name="b", uid="uid-new", ip="10.0.0.9", role=None, status=None),
+    ]
+    assert peers.followed_address(recreated, "b/uid-new", seen) == ("10.0.0.9", ("b/uid-new", "10.0.0.9"))
+    assert peers.followed_address(gone, "c/uid-c", None) == (None, None)
+
+
 def test_a_pod_without_a_dynamic_zone_waits_longer_for_a_peer_that_has_it() -> None:
     mine = Status(True, {"static.test": 5})
     group = [
