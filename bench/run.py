@@ -5,7 +5,9 @@ plane, and per pod the init hook, named under its supervisor and the agent.
 Prints a table and writes bench/results/latest.json. Times are medians (and
 p99 where asked) of one run on this machine; they are not test assertions.
 
-    python -m bench.run [--quick]
+    python -m bench.run [--quick] [--only PART]
+
+The real-pod rows (bench/pods.py) run the chart on a one-node Kubernetes cluster.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import kubernetes
 
+from bench.pods import real_pods
 from tests.harness import dnsclient
 from tests.harness.cluster import LocalCluster, Ports
 from tests.harness.examples import EXAMPLE_ZONES as ZONES
@@ -386,7 +389,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs, for trying the bench itself")
     parser.add_argument("--keep", type=Path, help="work (and keep every log) in this new directory")
-    parser.add_argument("--only", choices=["election", "propagation", "transfers"], help="run one part")
+    parser.add_argument(
+        "--only", choices=["election", "propagation", "transfers", "pods"], help="run one part"
+    )
     args = parser.parse_args(argv)
     runs, updates, big = (3, 50, 10_000) if args.quick else (20, 500, 100_000)
     results = Results()
@@ -408,6 +413,9 @@ def main(argv: list[str]) -> int:
             log(f"two pods: transfers of a {big:,}-record zone")
             with release_of(cluster, root, "transfers", 2, big_zone(big), allocator) as release:
                 big_transfers(release, results, big, 3 if args.quick else 5)
+    if args.only in (None, "pods"):
+        log("real pods: a one-node Kubernetes cluster, the chart, a client pod")
+        results.data["pods"] = real_pods(results, 2 if args.quick else 5)
     pins = versions()
     results.data["environment"] = {
         "machine": platform.machine(),

@@ -21,15 +21,14 @@ import pytest
 from pytest_helm_charts.clusters import Cluster
 
 from tests.e2e.conftest import MEASURED, TIMINGS
-from tests.harness.release import Kube, LoadSummary, Release, wait_for
-from tests.harness.scenarios import STATIC, Scenario, settle, values_file, zones
+from tests.harness.release import Kube, Release, wait_for
+from tests.harness.scenarios import STATIC, Scenario, Switch, roll, settle, values_file, zones
 from tests.harness.tools import tool
 
 ADDED = f"added.{STATIC}"
 ADDED_ADDRESS = "192.0.2.99"
 ROLLED = f"rolled.{STATIC}"
 ROLLED_ADDRESS = "192.0.2.98"
-ROLLOUT_TIMEOUT = 600
 MIN_QUERY_RATE = 80.0
 
 
@@ -53,17 +52,6 @@ def served_everywhere(scenario: Scenario, name: str, address: str | None) -> boo
     return True
 
 
-def rollout(release: Release) -> None:
-    release.kube.kubectl(
-        "-n",
-        release.namespace,
-        "rollout",
-        "status",
-        f"statefulset/{release.fullname}",
-        f"--timeout={ROLLOUT_TIMEOUT}s",
-    )
-
-
 def healthy(release: Release) -> bool:
     """`bind-ha status`: one healthy primary holding the Lease, every ready secondary in step."""
     result = subprocess.run(
@@ -84,11 +72,12 @@ def healthy(release: Release) -> bool:
     return result.returncode == 0
 
 
-def check(scenario: Scenario, summary: LoadSummary, tag: str) -> None:
+def check(scenario: Scenario, switch: Switch) -> None:
+    summary = switch.summary
     assert summary.query_rate >= MIN_QUERY_RATE, summary.describe()
     assert summary.acknowledged, summary.describe()
     assert summary.failed_queries == 0, summary.describe()
-    assert scenario.lost(summary, tag) == {}, summary.describe()
+    assert switch.lost == {}, summary.describe()
     assert len(scenario.release.primaries()) == 1, scenario.release.roles()
     wait_for("bind-ha status to report the release healthy", lambda: healthy(scenario.release), timeout=60)
 
@@ -111,48 +100,36 @@ def test_a_zone_change_applies_live_without_restarting_a_pod(scenario: Scenario)
     MEASURED["helm upgrade of the zones, load"] = summary.brief()
     assert {pod["metadata"]["uid"] for pod in release.pods()} == uids, "a zone change must not replace pods"
     assert {pod: release.restarts(pod) for pod in release.roles()} == restarts
-    check(scenario, summary, "zones")
+    check(scenario, Switch("zones", "", "", 0, 0, 0, summary, scenario.lost(summary, "zones")))
 
 
 def test_an_upgrade_that_rolls_every_pod_loses_nothing(scenario: Scenario) -> None:
     release = scenario.release
-    old = [pod["metadata"]["uid"] for pod in release.pods()]
     values = upgrade_values(
         f"added IN A {ADDED_ADDRESS}\nrolled IN A {ROLLED_ADDRESS}\n",
         podAnnotations={"e2e.bind-ha.io/revision": "3"},
         resources={"requests": {"cpu": "60m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
     )
-    with scenario.load("upgrade") as load:
-        started = time.monotonic()
-        release.upgrade(values)
-        rollout(release)
-        release.wait_all_ready(gone=old, timeout=ROLLOUT_TIMEOUT)
-        TIMINGS["helm upgrade rolling 3 pods: rollout complete after"] = time.monotonic() - started
-        wait_for(f"{ROLLED} on every pod", lambda: served_everywhere(scenario, ROLLED, ROLLED_ADDRESS), 120)
-        settle(2)
-        summary = load.stop()
-    MEASURED["helm upgrade rolling every pod, load"] = summary.brief()
+    switch = roll(scenario, lambda: release.upgrade(values), "upgrade")
+    TIMINGS["helm upgrade rolling 3 pods: rollout complete after"] = switch.done_after
+    TIMINGS["helm upgrade rolling 3 pods: longest write gap"] = switch.summary.write_outage
+    MEASURED["helm upgrade rolling every pod, load"] = switch.summary.brief()
+    wait_for(f"{ROLLED} on every pod", lambda: served_everywhere(scenario, ROLLED, ROLLED_ADDRESS), 120)
     for pod in release.pods():
         assert pod["metadata"]["annotations"]["e2e.bind-ha.io/revision"] == "3"
         named = next(c for c in pod["spec"]["containers"] if c["name"] == "named")
         assert named["resources"]["requests"]["cpu"] == "60m"
-    check(scenario, summary, "upgrade")
+    check(scenario, switch)
 
 
 def test_a_rollback_rolls_back_every_pod_the_same_way(scenario: Scenario) -> None:
     release = scenario.release
-    old = [pod["metadata"]["uid"] for pod in release.pods()]
-    with scenario.load("rollback") as load:
-        started = time.monotonic()
-        release.rollback(1)
-        rollout(release)
-        release.wait_all_ready(gone=old, timeout=ROLLOUT_TIMEOUT)
-        TIMINGS["helm rollback rolling 3 pods: rollout complete after"] = time.monotonic() - started
-        for name in (ADDED, ROLLED):
-            wait_for(f"{name} gone from every pod", lambda n=name: served_everywhere(scenario, n, None), 120)
-        settle(2)
-        summary = load.stop()
-    MEASURED["helm rollback, load"] = summary.brief()
+    switch = roll(scenario, lambda: release.rollback(1), "rollback")
+    TIMINGS["helm rollback rolling 3 pods: rollout complete after"] = switch.done_after
+    TIMINGS["helm rollback rolling 3 pods: longest write gap"] = switch.summary.write_outage
+    MEASURED["helm rollback, load"] = switch.summary.brief()
+    for name in (ADDED, ROLLED):
+        wait_for(f"{name} gone from every pod", lambda n=name: served_everywhere(scenario, n, None), 120)
     for pod in release.pods():
         assert "e2e.bind-ha.io/revision" not in pod["metadata"].get("annotations", {})
-    check(scenario, summary, "rollback")
+    check(scenario, switch)

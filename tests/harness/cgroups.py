@@ -47,6 +47,11 @@ def hierarchies() -> list[pathlib.Path]:
     return list(_mounts())
 
 
+def hierarchy(controller: str) -> pathlib.Path | None:
+    """Mount point of the cgroup v1 hierarchy holding `controller` (e.g. "memory")."""
+    return next((root for root, key in _mounts().items() if controller in key.split(",")), None)
+
+
 def _own_paths() -> dict[str, str]:
     """This process's cgroup in each hierarchy, keyed by its sorted controllers."""
     paths = {}

@@ -1,8 +1,12 @@
-"""`make demo`: three pods' worth of agent + named elect a primary, then fail over.
+"""`make demo`: the chart on real pods (tests/harness/realdemo.py), or where a node cannot
+start here, three pods' worth of agent + named as local processes that elect a primary,
+then fail over.
 
-Runs everything locally inside a private network namespace (.ci/isolated):
-a real control plane on 127.0.0.1, and per pod the init hook, the named
-supervisor (running BIND) and the agent, exactly as the chart's pods run them.
+The process demo runs everything locally inside a private network namespace
+(.ci/isolated): a real control plane on 127.0.0.1, and per pod the init hook, the
+named supervisor (running BIND) and the agent, exactly as the chart's pods run them.
+
+    python -m tests.harness.demo [--processes]
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import kubernetes
 
-from tests.harness import dnsclient
+from tests.harness import dnsclient, realdemo
 from tests.harness.cluster import LocalCluster, Ports
 from tests.harness.examples import EXAMPLE_ZONES, REVERSE_ZONE
 from tests.harness.named import LoopbackAllocator
@@ -127,8 +131,18 @@ def run(root: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="demo", description=__doc__)
-    parser.parse_args(argv)
+    parser = argparse.ArgumentParser(
+        prog="demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--processes", action="store_true", help="run the process demo, not the real pods")
+    args = parser.parse_args(argv)
+    if not args.processes:
+        try:
+            realdemo.main()
+            return 0
+        except realdemo.NodeUnavailable as error:
+            say(f"a real node cannot run here: {error}")
+            say("falling back to the process demo: the chart's containers as local processes")
     with tempfile.TemporaryDirectory(prefix="bind-ha-demo-") as scratch:
         run(Path(scratch))
     return 0

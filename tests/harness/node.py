@@ -52,7 +52,7 @@ import kubernetes
 import yaml
 
 from tests.harness import addons, processes
-from tests.harness.cgroups import RunCgroup, own_path
+from tests.harness.cgroups import RunCgroup, hierarchy, own_path
 from tests.harness.cluster import SERVICE_CIDR, LocalCluster, Pki, Ports, write_kubeconfig
 from tests.harness.processes import Process, StartupError
 from tests.harness.tools import BIN, CACHE, REPO, tool, versions
@@ -490,6 +490,19 @@ class Node(LocalCluster):
         """ctr talks to containerd over its unix socket, reachable from any network namespace."""
         argv = [tool("ctr"), f"--address={self.socket}", "--namespace=k8s.io", *args]
         return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+
+    def container_cgroup(self, container_id: str, controller: str = "memory") -> pathlib.Path:
+        """The cgroup (v1, `controller`'s hierarchy) the kubelet made for a container:
+        RUN/kubepods/QOS/podUID/ID."""
+        container = container_id.split("://")[-1]
+        mount = hierarchy(controller)
+        if mount is None:
+            raise RuntimeError(f"no cgroup v1 hierarchy holds the {controller} controller")
+        root = mount / self.cgroup.path.lstrip("/")
+        found = sorted((root / "kubepods").rglob(container))
+        if not found:
+            raise RuntimeError(f"no {controller} cgroup for container {container} under {root}")
+        return found[0]
 
     def kill_container(self, container_id: str) -> None:
         """SIGKILL every process of one container through containerd, as a crash would."""

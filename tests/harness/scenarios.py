@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -135,3 +135,117 @@ class Scenario:
 def settle(seconds: float) -> None:
     """Keep the load running a while after the system recovered, so the summary covers it."""
     time.sleep(seconds)
+
+
+# ---- switches of the primary under load: what the tests assert on, the demo prints and the
+# ---- bench measures ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One disruption under load, as the client pod saw it."""
+
+    kind: str
+    old: str  # the primary before
+    new: str  # the primary after (may be the same name: a restarted or recreated pod)
+    at: float  # wall-clock time of the disruption
+    primary_after: float  # graceful: seconds until another pod was labelled primary; else done_after
+    done_after: float  # seconds until every pod was Ready again (replaced, where it was)
+    summary: LoadSummary
+    lost: dict[str, list[str] | str]
+
+    @property
+    def outage(self) -> float:
+        """The write outage through the primary Service that the disruption caused."""
+        return self.summary.outage_after(self.at)
+
+    @property
+    def writable_after(self) -> float:
+        """Seconds from the disruption until the primary Service took updates again."""
+        return self.summary.writable_after(self.at)
+
+    @property
+    def lost_count(self) -> int:
+        return max((len(names) for names in self.lost.values()), default=0)
+
+
+def graceful(scenario: Scenario, tag: str, *, timeout: float = 300, settle_for: float = 3) -> Switch:
+    """`kubectl delete pod` of the primary; done once its replacement is Ready."""
+    release = scenario.release
+    old = release.wait_one_primary()
+    old_uid = release.uid(old)
+    with scenario.load(tag) as load:
+        at = time.time()
+        release.delete_pod(old)
+        new = release.wait_new_primary(old, timeout=timeout)
+        seen = time.time() - at
+        release.wait_all_ready(gone=[old_uid], timeout=timeout)
+        done = time.time() - at
+        settle(settle_for)
+        summary = load.stop()
+    return Switch("graceful", old, new, at, seen, done, summary, scenario.lost(summary, tag))
+
+
+def crash(
+    scenario: Scenario,
+    kill: Callable[[str], None] | None,
+    tag: str,
+    *,
+    timeout: float = 300,
+    settle_for: float = 3,
+    lost_timeout: float = 30,
+) -> Switch:
+    """The primary's named and agent containers SIGKILLed (kill: one container ID), or with
+    kill None the pod force-deleted; done once every pod is Ready again."""
+    release = scenario.release
+    old = release.wait_one_primary()
+    old_uid = release.uid(old)
+    restarts = release.restarts(old)
+    with scenario.load(tag) as load:
+        at = time.time()
+        if kill is not None:
+            for container in release.container_ids(old, ["named", "agent"]).values():
+                kill(container)
+            # The pod keeps its name and UID: the kubelet restarts its containers, and its
+            # agent may take the Lease back with the same identity.
+            wait_for("the kubelet to restart the killed containers", lambda: release.restarts(old) > restarts)
+            gone = []
+        else:
+            release.delete_pod(old, force=True)
+            gone = [old_uid]  # the StatefulSet makes a new pod of the same name
+        release.wait_all_ready(gone=gone, timeout=timeout)
+        new = release.wait_one_primary(timeout=timeout)
+        done = time.time() - at
+        settle(settle_for)
+        summary = load.stop()
+    kind = "crash: SIGKILL" if kill is not None else "crash: forced delete"
+    lost = scenario.lost(summary, tag, timeout=lost_timeout)
+    return Switch(kind, old, new, at, done, done, summary, lost)
+
+
+def roll(
+    scenario: Scenario, change: Callable[[], None], tag: str, *, timeout: float = 600, settle_for: float = 2
+) -> Switch:
+    """A change that rolls every pod (helm upgrade or rollback) under load; done once every
+    pod was replaced and is Ready."""
+    release = scenario.release
+    old = release.wait_one_primary()
+    uids = [pod["metadata"]["uid"] for pod in release.pods()]
+    with scenario.load(tag) as load:
+        at = time.time()
+        change()
+        release.kube.kubectl(
+            "-n",
+            release.namespace,
+            "rollout",
+            "status",
+            f"statefulset/{release.fullname}",
+            f"--timeout={timeout:g}s",
+            timeout=timeout + 60,
+        )
+        release.wait_all_ready(gone=uids, timeout=timeout)
+        new = release.wait_one_primary(timeout=timeout)
+        done = time.time() - at
+        settle(settle_for)
+        summary = load.stop()
+    return Switch("rolling update", old, new, at, done, done, summary, scenario.lost(summary, tag))
