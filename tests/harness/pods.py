@@ -516,7 +516,7 @@ class LocalRelease:
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ready = {}
         for pod in self.pods:
-            ready[pod.name] = pod.agent_alive() and pod.probe().returncode == 0
+            ready[pod.name] = pod.agent_alive() and pod.probe().ready
             condition = {"type": "Ready", "status": str(ready[pod.name]), "lastTransitionTime": now}
             self.core.patch_namespaced_pod_status(
                 pod.name, self.namespace, {"status": {"conditions": [condition]}}
