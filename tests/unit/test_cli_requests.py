@@ -89,16 +89,19 @@ def leaderless(**serials: dict[str, int]) -> Any:
 
 
 def test_failover_is_for_when_no_healthy_primary_exists() -> None:
-    refusal = plan.failover_refusal(assess(healthy(), NOW), "p-1", force=False, paused=False)
-    assert refusal == "p-0 is a healthy primary: use `bind-ha switchover --to p-1`"
-    assert plan.failover_refusal(assess(healthy(), NOW), "p-1", force=False, paused=True) is None
+    refusal = plan.failover_refusal(assess(healthy(), NOW), "p-1", force=False)
+    assert refusal == (
+        "p-0 is a healthy primary: use `bind-ha switchover --to p-1` "
+        "(it works while automation is paused too)"
+    )
+    assert plan.failover_refusal(assess(healthy(), NOW), "p-0", force=True) == "p-0 is already the primary"
 
 
 def test_failover_to_a_pod_with_every_newest_serial_needs_no_force() -> None:
     view = leaderless(p_0={"dyn.test": 5}, p_1={"dyn.test": 7}, p_2={"dyn.test": 6})
     assessment = assess(view, NOW)
     assert plan.losses(assessment, "p-1") == []
-    assert plan.failover_refusal(assessment, "p-1", force=False, paused=False) is None
+    assert plan.failover_refusal(assessment, "p-1", force=False) is None
 
 
 def test_failover_to_a_pod_lacking_data_needs_force_and_says_what_is_lost() -> None:
@@ -106,15 +109,18 @@ def test_failover_to_a_pod_lacking_data_needs_force_and_says_what_is_lost() -> N
     assessment = assess(view, NOW)
     lost = plan.losses(assessment, "p-2")
     assert lost == ["dyn.test: p-2 has serial 4; p-1 has 7", "other.test: p-2 has no copy; p-0 has serial 3"]
-    refusal = plan.failover_refusal(assessment, "p-2", force=False, paused=False)
+    refusal = plan.failover_refusal(assessment, "p-2", force=False)
     assert refusal is not None and "p-2 lacks data other pods have" in refusal and "--force" in refusal
-    assert plan.failover_refusal(assessment, "p-2", force=True, paused=False) is None
+    assert plan.failover_refusal(assessment, "p-2", force=True) is None
 
 
 def test_failover_still_refuses_a_pod_that_cannot_serve() -> None:
     view = with_pod(leaderless(p_0={"dyn.test": 5}), "p-1", ready=False)
-    refusal = plan.failover_refusal(assess(view, NOW), "p-1", force=True, paused=False)
-    assert refusal == "p-1 is not ready"
+    refusal = plan.failover_refusal(assess(view, NOW), "p-1", force=False)
+    assert refusal == "p-1 is not ready (a pod without a zone's data is not): --force promotes it anyway"
+    unhealthy = with_pod(view, "p-1", ready=False, status=Status(False, {}))
+    refusal = plan.failover_refusal(assess(unhealthy, NOW), "p-1", force=True)
+    assert refusal == "p-1's agent reports itself unhealthy"
 
 
 # ---- writing and waiting ---------------------------------------------------------------------

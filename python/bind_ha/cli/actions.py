@@ -44,18 +44,26 @@ class Lease:
     def requests(self, lease: Any) -> Requests:
         return requests.read(lease.metadata.annotations, self.keys)
 
-    def write(self, kind: str, value: str | None, check: Callable[[Requests], str | None]) -> Any:
-        """Set (or with None remove) kind's request, clearing its old answer; check may refuse."""
+    def write(
+        self,
+        kind: str,
+        value: str | None,
+        check: Callable[[Requests], str | None],
+        *,
+        clear_answer: bool = True,
+    ) -> Any:
+        """Set (or with None remove) kind's request, clearing its old answer unless told not to;
+        check may refuse."""
         for _attempt in range(MAX_ATTEMPTS):
             lease = self.read()
             refusal = check(self.requests(lease))
             if refusal is not None:
                 raise Refused(refusal)
+            annotations = {self.keys.request(kind): value}
+            if clear_answer:
+                annotations[self.keys.answer(kind)] = None
             body = {
-                "metadata": {
-                    "resourceVersion": lease.metadata.resource_version,
-                    "annotations": {self.keys.request(kind): value, self.keys.answer(kind): None},
-                }
+                "metadata": {"resourceVersion": lease.metadata.resource_version, "annotations": annotations}
             }
             try:
                 return self.api.patch_lease(self.name, body)

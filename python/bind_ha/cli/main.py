@@ -132,7 +132,7 @@ def parser(prog: str) -> argparse.ArgumentParser:
     switchover.add_argument("--to", metavar="POD", help="the new primary (default: the most up-to-date pod)")
     _wait_argument(switchover, DEFAULT_WAIT, "the request's lifetime and how long to wait for the answer")
 
-    failover = _add(commands, "failover", "Promote a pod when no healthy primary exists (or while paused).")
+    failover = _add(commands, "failover", "Promote a pod when no healthy primary exists.")
     _release_argument(failover)
     failover.add_argument("--to", metavar="POD", required=True, help="the pod to promote")
     failover.add_argument(
@@ -248,6 +248,11 @@ def _report_answer(context: Context, kind: str, answer: Answer | None, waited: f
     return 0 if answer.outcome == "done" else 1
 
 
+# What to do once a request is answered `done`: (the answer, seconds since it was sent,
+# seconds left of --wait) -> exit code.
+Follow = Callable[[Answer, float, float], int]
+
+
 def _send(
     session: Session,
     wired: Wiring,
@@ -256,11 +261,13 @@ def _send(
     check: Callable[[requests.Requests], str | None],
     event: tuple[str, str, bool],
     wait: float,
+    follow: Follow | None = None,
 ) -> int:
     """Write the request, record it, and wait for its answer when asked to."""
     kind = requests.kind_of(request)
     lease_api = session.lease(wired)
-    started = session.context.clock.monotonic()
+    clock = session.context.clock
+    started = clock.monotonic()
     written = lease_api.write(kind, requests.format_request(request), check)
     reason, message, warning = event
     session.record(written, reason, message, warning=warning)
@@ -268,8 +275,12 @@ def _send(
     if wait <= 0:
         return 0
     session.context.say(f"waiting up to {wait:g}s for the agents' answer...")
-    answer = lease_api.await_answer(kind, request.id, wait, session.context.clock, session.context.sleep)
-    return _report_answer(session.context, kind, answer, session.context.clock.monotonic() - started, wait)
+    answer = lease_api.await_answer(kind, request.id, wait, clock, session.context.sleep)
+    waited = clock.monotonic() - started
+    code = _report_answer(session.context, kind, answer, waited, wait)
+    if code != 0 or answer is None or follow is None:
+        return code
+    return follow(answer, waited, wait - waited)
 
 
 def cmd_pause(session: Session, args: argparse.Namespace) -> int:
@@ -304,7 +315,8 @@ def cmd_resume(session: Session, args: argparse.Namespace) -> int:
         session.context.say(f"{view.release} is not paused")
         return 0
     lease_api = session.lease(wired)
-    written = lease_api.write(requests.PAUSE, None, lambda _found: None)
+    # The pause's answer stays: the agents see from it that automation was resumed (and clear it).
+    written = lease_api.write(requests.PAUSE, None, lambda _found: None, clear_answer=False)
     session.record(written, "ResumeRequested", f"resumed automation of release {view.release}")
     was = _pause_text(view.lease.requests.pause)
     session.context.say(f"resumed automation of release {view.release} (the pause was {was})")
@@ -324,7 +336,12 @@ def cmd_switchover(session: Session, args: argparse.Namespace) -> int:
     at, deadline = _deadline(session, args.wait)
     request = Switchover(id=_new_id(), by=session.who(), at=at, deadline=deadline, to=args.to or "")
     assert assessment.primary is not None
+    old = assessment.primary.name
     target = args.to or "the most up-to-date pod"
+
+    def moved(_answer: Answer, waited: float, left: float) -> int:
+        return _await_primary(session, old, args.to, waited, left)
+
     return _send(
         session,
         wired,
@@ -332,17 +349,37 @@ def cmd_switchover(session: Session, args: argparse.Namespace) -> int:
         check=lambda found: plan.pending(found, requests.SWITCHOVER, session.wall()),
         event=(
             "SwitchoverRequested",
-            f"switchover from {assessment.primary.name} to {target} requested",
+            f"switchover from {old} to {target} requested",
             False,
         ),
         wait=args.wait,
+        follow=moved,
     )
 
 
+def _await_primary(session: Session, old: str, target: str | None, waited: float, left: float) -> int:
+    """After the old primary handed the Lease over: wait until the new one is a healthy primary
+    (it holds the Lease, is labelled primary, its agent healthy) and say how long the move took."""
+    clock = session.context.clock
+    started = clock.monotonic() - waited
+    deadline = clock.monotonic() + max(left, 0.0)
+    while True:
+        _view, _wired, assessment = session.read()
+        primary = assessment.primary
+        if primary is not None and primary.name != old and (target is None or primary.name == target):
+            took = clock.monotonic() - started
+            session.context.say(f"{primary.name} is the primary: the switchover took {took:.2f}s")
+            return 0
+        if clock.monotonic() >= deadline:
+            problems = "; ".join(assessment.problems) or "no healthy primary"
+            session.context.say(f"handed over, but no new healthy primary within the wait: {problems}")
+            return 1
+        session.context.sleep(min(actions.POLL_SECONDS, max(deadline - clock.monotonic(), 0.01)))
+
+
 def cmd_failover(session: Session, args: argparse.Namespace) -> int:
-    view, wired, assessment = session.read()
-    paused = view.lease is not None and view.lease.requests.paused
-    refusal = plan.failover_refusal(assessment, args.to, force=args.force, paused=paused)
+    _view, wired, assessment = session.read()
+    refusal = plan.failover_refusal(assessment, args.to, force=args.force)
     if refusal:
         raise Refused(refusal)
     lost = plan.losses(assessment, args.to)

@@ -13,7 +13,7 @@ import datetime
 
 from bind_ha import requests
 from bind_ha.cli.model import Assessment, PodReport, duration
-from bind_ha.peers import PRIMARY, newest, serial_newer
+from bind_ha.peers import newest, serial_newer
 from bind_ha.requests import Failover, Requests, Switchover
 
 
@@ -35,14 +35,14 @@ def _report(assessment: Assessment, name: str) -> PodReport | None:
     return next((report for report in assessment.pods if report.pod.name == name), None)
 
 
-def _unfit(report: PodReport | None, name: str) -> str | None:
+def _unfit(report: PodReport | None, name: str, *, ready: bool = True) -> str | None:
     """Why a pod cannot become primary at all (absent, leaving, unready, unhealthy agent)."""
     if report is None:
         return f"there is no pod {name} in this release"
     pod = report.pod
     if pod.deleting:
         return f"{name} is being deleted"
-    if not pod.ready:
+    if ready and not pod.ready:
         return f"{name} is not ready"
     if pod.status is None:
         return f"{name}'s agent publishes no status"
@@ -118,14 +118,22 @@ def losses(assessment: Assessment, target: str) -> list[str]:
     return found
 
 
-def failover_refusal(assessment: Assessment, target: str, *, force: bool, paused: bool) -> str | None:
+def failover_refusal(assessment: Assessment, target: str, *, force: bool) -> str | None:
+    """A failover is for when no healthy primary exists (the agents refuse it otherwise: a
+    switchover moves a healthy primary, paused or not). With --force, a target that is not
+    ready may be promoted: a pod without a zone's data does not answer it, so it is not ready."""
     primary = assessment.primary
-    if primary is not None and not paused:
-        return f"{primary.name} is a healthy primary: use `bind-ha switchover --to {target}`"
+    if primary is not None:
+        if primary.name == target:
+            return f"{target} is already the primary"
+        return (
+            f"{primary.name} is a healthy primary: use `bind-ha switchover --to {target}` "
+            "(it works while automation is paused too)"
+        )
     report = _report(assessment, target)
-    if report is not None and report.pod.role == PRIMARY and report.holder and primary is not None:
-        return f"{target} is already the primary"
-    unfit = _unfit(report, target)
+    if report is not None and not report.pod.ready and not force:
+        return f"{target} is not ready (a pod without a zone's data is not): --force promotes it anyway"
+    unfit = _unfit(report, target, ready=False)
     if unfit:
         return unfit
     lost = losses(assessment, target)
