@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from bind_ha import requests
+from bind_ha.election import LeaseRecord
 from bind_ha.peers import SERIAL_SPACE, Peer, Status, newest, serial_newer
 from bind_ha.requests import Answer, Failover, Keys, Requests, Switchover
 
@@ -145,14 +146,14 @@ def describe(found: Answer) -> str:
     return f"{found.kind} {found.id} {found.outcome}{took}: {found.reason}"
 
 
-def edits(plan: Plan, keys: Keys) -> dict[str, str | None]:
-    """The annotation changes a plan writes (None removes), for a Lease write or patch."""
+def edits(replies: Iterable[Reply], resumed: Resumed | None, keys: Keys) -> dict[str, str | None]:
+    """The annotation changes that write these answers (None removes), for a Lease write or patch."""
     changes: dict[str, str | None] = {}
-    for reply in plan.replies:
+    for reply in replies:
         changes[keys.answer(reply.answer.kind)] = requests.format_answer(reply.answer)
         if reply.remove:
             changes[keys.request(reply.answer.kind)] = None
-    if plan.resumed is not None:
+    if resumed is not None:
         changes[keys.answer(requests.PAUSE)] = None
     return changes
 
@@ -585,6 +586,33 @@ class Outbox:
     def keys(self) -> frozenset[tuple[str, str]]:
         return frozenset((reply.answer.kind, reply.answer.id) for reply in self.replies)
 
-    def take(self) -> tuple[Reply, ...]:
-        taken, self.replies = tuple(self.replies), []
+    def take(self, found: Requests) -> tuple[Reply, ...]:
+        """The replies to write now: only those whose request is still on the Lease as read
+        (a reply removes its kind's request: it must never remove a newer one)."""
+        current: dict[str, requests.Request | None] = {
+            requests.PAUSE: found.pause,
+            requests.SWITCHOVER: found.switchover,
+            requests.FAILOVER: found.failover,
+            requests.RESEED: found.reseed,
+        }
+        taken = tuple(
+            reply
+            for reply in self.replies
+            if (request := current.get(reply.answer.kind)) is not None and request.id == reply.answer.id
+        )
+        self.replies = []
         return taken
+
+
+def handed(record: LeaseRecord, *, to: str, wall_now: datetime.datetime, duration: int) -> LeaseRecord:
+    """The Lease record that gives leadership to identity `to` (a switchover, or a failover the
+    holder cannot serve itself): a new holder, so a transition, acquired and renewed now.
+    The new holder renews it from its next round, as its own."""
+    return replace(
+        record,
+        holder=to,
+        duration_seconds=duration,
+        acquire_time=wall_now,
+        renew_time=wall_now,
+        transitions=record.transitions + 1,
+    )

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 
 from bind_ha import requests, steering
+from bind_ha.election import LeaseRecord
 from bind_ha.peers import Peer, Status
 from bind_ha.requests import Answer, Failover, Keys, Pause, Requests, Reseed, Switchover
 from bind_ha.steering import GiveUp, Hand, HandOn, KeepWaiting, Situation, Switching, TakeOver
@@ -72,7 +73,7 @@ def test_the_leader_acknowledges_a_pause_once_and_keeps_it_on_the_lease() -> Non
     assert "p-0 stays the primary" in found.reason
     assert plan.replies[0].remove is False
     assert plan.replies[0].event[0] == "Paused"
-    edits = steering.edits(plan, Keys())
+    edits = steering.edits(plan.replies, plan.resumed, Keys())
     assert "bind-ha.io/paused" not in edits and edits["bind-ha.io/answer-pause"]
     answered = Requests(pause=PAUSE, paused=True, answers={"pause": found})
     assert steering.decide(leader(requests=answered)).replies == ()
@@ -102,7 +103,7 @@ def test_resume_is_seen_from_the_answer_left_behind() -> None:
     answered = steering.answer(leader(), PAUSE, "done", "paused")
     plan = steering.decide(leader(requests=Requests(answers={"pause": answered})))
     assert plan.resumed == steering.Resumed("pause-0001")
-    assert steering.edits(plan, Keys()) == {"bind-ha.io/answer-pause": None}
+    assert steering.edits(plan.replies, plan.resumed, Keys()) == {"bind-ha.io/answer-pause": None}
 
 
 # ---- switchover ------------------------------------------------------------------------------------
@@ -292,7 +293,8 @@ def test_a_reseed_is_answered_once_the_primary_serves_every_zone() -> None:
     assert (found.outcome, found.id) == ("done", Reseed(("dyn.test",)).id)
     assert steering.decide(leader(requests=asked, served=frozenset({"example.test"}))).replies == ()
     assert steering.decide(follower(held=False, requests=asked)).replies == ()  # the next primary answers
-    assert steering.edits(steering.decide(leader(requests=asked)), Keys())["bind-ha.io/reseed"] is None
+    plan = steering.decide(leader(requests=asked))
+    assert steering.edits(plan.replies, None, Keys())["bind-ha.io/reseed"] is None
 
 
 def test_a_reseed_of_a_zone_that_is_not_dynamic_is_refused() -> None:
@@ -308,7 +310,7 @@ def test_a_reseed_of_a_zone_that_is_not_dynamic_is_refused() -> None:
 def test_edits_apply_to_annotations_and_answers_parse() -> None:
     plan = steering.decide(leader(requests=Requests(switchover=switchover("p-0"))))
     changed = steering.apply_edits(
-        {"bind-ha.io/switchover": "x", "other": "kept"}, steering.edits(plan, Keys())
+        {"bind-ha.io/switchover": "x", "other": "kept"}, steering.edits(plan.replies, plan.resumed, Keys())
     )
     assert "bind-ha.io/switchover" not in changed and changed["other"] == "kept"
     parsed = requests.read(changed)
@@ -322,4 +324,16 @@ def test_the_outbox_keeps_one_reply_per_request() -> None:
     second = steering.Reply(steering.answer(leader(), switchover(), "failed", "b"))
     outbox.add(first, second)
     assert outbox.keys() == frozenset({("switchover", "switch-0001")})
-    assert outbox.take() == (second,) and outbox.take() == ()
+    assert outbox.take(Requests(switchover=switchover())) == (second,)
+    assert outbox.take(Requests(switchover=switchover())) == ()
+    outbox.add(first)
+    newer = dataclasses.replace(switchover(), id="switch-0002")
+    assert outbox.take(Requests(switchover=newer)) == (), "a reply never removes a newer request"
+
+
+def test_handing_the_lease_over_is_a_transition_to_the_target() -> None:
+    record = LeaseRecord(
+        holder="p-0/uid-p-0", duration_seconds=10, acquire_time=NOW, renew_time=NOW, transitions=4
+    )
+    handed = steering.handed(record, to="p-2/uid-p-2", wall_now=LATER, duration=10)
+    assert handed == LeaseRecord("p-2/uid-p-2", 10, LATER, LATER, 5)
