@@ -143,7 +143,8 @@ def test_a_release_pods_image_cannot_be_patched_with_the_agents_token(
 
 
 def test_the_agent_may_still_do_its_work(cluster: Cluster, policy_active: str) -> None:
-    """The role label, the status and heartbeat annotations, the Lease and Events: what agent.py does."""
+    """The role label, the status and heartbeat annotations, the Lease (its spec, and answers to
+    operators' requests on its annotations) and Events: what agent.py does."""
     agent = agent_api(cluster, policy_active)
     for pod, role in ((PODS[0], "primary"), (PODS[1], "secondary")):
         assert (
@@ -169,6 +170,11 @@ def test_the_agent_may_still_do_its_work(cluster: Cluster, policy_active: str) -
     current = leases.read_namespaced_lease(LEASE, policy_active)
     current.spec.holder_identity = "q/v"
     assert status_of(lambda: leases.replace_namespaced_lease(LEASE, policy_active, current)) == 200
+    # An answer to an operator's request, with the request removed (steering.py), as a patch.
+    version = leases.read_namespaced_lease(LEASE, policy_active).metadata.resource_version
+    answer = {"bind-ha.io/answer-switchover": '{"outcome":"refused"}', "bind-ha.io/switchover": None}
+    patch = {"metadata": {"resourceVersion": version, "annotations": answer}}
+    assert status_of(lambda: leases.patch_namespaced_lease(LEASE, policy_active, patch)) == 200
     event = event_about(PODS[0], policy_active)
     assert status_of(lambda: agent.create_namespaced_event(policy_active, event)) == 200
 

@@ -243,3 +243,9 @@ def test_waiting_gives_up_after_the_time_given() -> None:
     found = lease_api(FakeLeaseApi()).await_answer("switchover", "ours000000000000", 2.2, clock, clock.sleep)
     assert found is None
     assert clock.now == pytest.approx(102.2)
+
+
+def test_resume_leaves_the_pauses_answer_for_the_agents_to_see() -> None:
+    api = FakeLeaseApi(annotations={"bind-ha.io/paused": "true", "bind-ha.io/answer-pause": "kept"})
+    lease_api(api).write("pause", None, lambda found: None, clear_answer=False)
+    assert api.annotations == {"bind-ha.io/answer-pause": "kept"}
