@@ -51,12 +51,26 @@ def _unfit(report: PodReport | None, name: str, *, ready: bool = True) -> str | 
     return None
 
 
+def _apart(report: PodReport) -> list[str]:
+    """Zones where a pod could not catch up with the primary by transfers: missing, or ahead of
+    it (a diverged history). Being a few serials behind is not one: under a stream of updates
+    the serials each pod published a round ago always differ a little. Whether the target is
+    in step is judged by the primary itself, live, before it freezes writes (steering.py)."""
+    return [
+        f"{state.zone} {'missing' if state.lag is None else f'{-state.lag} ahead of the primary'}"
+        for state in report.zones
+        if state.lag is None or state.lag < 0
+    ]
+
+
 def candidates(assessment: Assessment) -> list[PodReport]:
-    """Secondaries that could take over now: ready, healthy, in step with the primary."""
+    """Secondaries that could take over now: ready, healthy, with every zone of the primary."""
     return [
         report
         for report in assessment.pods
-        if report.pod is not assessment.primary and _unfit(report, report.pod.name) is None and report.in_step
+        if report.pod is not assessment.primary
+        and _unfit(report, report.pod.name) is None
+        and not _apart(report)
     ]
 
 
@@ -68,7 +82,7 @@ def switchover_refusal(assessment: Assessment, target: str | None) -> str | None
         )
     if target is None:
         if not candidates(assessment):
-            return "no secondary is ready, healthy and in step with the primary"
+            return "no secondary is ready, healthy and has every zone of the primary"
         return None
     if target == assessment.primary.name:
         return f"{target} is already the primary"
@@ -81,13 +95,9 @@ def _target_refusal(assessment: Assessment, target: str) -> str | None:
     if unfit:
         return unfit
     assert report is not None
-    if not report.in_step:
-        behind = [
-            f"{state.zone} {'missing' if state.lag is None else f'{state.lag} behind'}"
-            for state in report.zones
-            if state.lag != 0
-        ]
-        return f"{target} is not in step with the primary: {', '.join(behind)}"
+    apart = _apart(report)
+    if apart:
+        return f"{target} is not in step with the primary: {', '.join(apart)}"
     return None
 
 
