@@ -9,9 +9,7 @@ code and the release itself (who holds the Lease, which data every pod serves).
 from __future__ import annotations
 
 import datetime
-import os
 import shutil
-import signal
 import time
 
 import kubernetes
@@ -20,7 +18,7 @@ from bind_ha import requests
 from bind_ha.requests import Failover, Keys, Switchover
 from tests.harness import dnsclient
 from tests.harness.pods import DNS_PORT, LocalPod, LocalRelease
-from tests.harness.traffic import Writer
+from tests.harness.traffic import Writer, dropped_tcp_to
 from tests.integration.test_cli import bind_ha, lease_requests, status, wait_for_status
 from tests.integration.test_failover import accepted_within
 from tests.integration.test_zone_data import identical_everywhere, names_in
@@ -151,20 +149,20 @@ def test_a_switchover_the_agents_cannot_honour_is_answered(release: LocalRelease
     assert lease_requests(release).switchover is None, "the answer removes the request"
     assert wait_for_event(release, "SwitchoverRefused").involved_object.name == leader.name
 
-    stuck = followers[0]
-    assert stuck.named_pid
-    os.kill(stuck.named_pid, signal.SIGSTOP)  # its published status still says healthy and in step
-    try:
-        refused = bind_ha(release, "switchover", "--to", stuck.name, "--wait", "20")
-    finally:
-        os.kill(stuck.named_pid, signal.SIGCONT)
-    assert refused.returncode == 1
+    # A target the primary's transfers cannot reach: healthy, but behind after one update.
+    behind = followers[0]
+    with dropped_tcp_to(leader.address, DNS_PORT):  # transfers are TCP; NOTIFY, SOA checks are not
+        update = ["update add behind.dyn.test 300 A 192.0.2.43"]
+        sent = dnsclient.nsupdate(leader.address, DNS_PORT, "dyn.test", update, release.update_key())
+        assert sent.returncode == 0, sent.stderr
+        refused = bind_ha(release, "switchover", "--to", behind.name, "--wait", "20")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "switchover refused after" in refused.stdout
-    assert f"{stuck.name} is not in step with the primary" in refused.stdout
+    assert f"{behind.name} is not in step with the primary within 1s: dyn.test 1 behind" in refused.stdout
     assert release.holder() == leader.identity
-    assert accepted_within(release, leader, "after-refusal", "192.0.2.42", timeout=10)
+    assert accepted_within(release, leader, "after-refusal", "192.0.2.42", timeout=10), "writes resumed"
 
-    failover = Failover(id="fail-healthy", by="test", at=at, deadline=deadline, to=stuck.name, force=False)
+    failover = Failover(id="fail-healthy", by="test", at=at, deadline=deadline, to=behind.name, force=False)
     write_request(release, failover)
     answer = wait_for_answer(release, "failover", failover.id)
     assert answer.outcome == "refused" and f"{leader.name} is a healthy primary" in answer.reason

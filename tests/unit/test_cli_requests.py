@@ -31,6 +31,8 @@ def test_a_target_a_few_serials_behind_is_left_to_the_primarys_live_check() -> N
     """Under a stream of updates the serials published a round ago always differ a little."""
     behind = with_pod(healthy(), "p-1", status=Status(True, {"dyn.test": 1000, "example.test": 7}))
     assert plan.switchover_refusal(assess(behind, NOW), "p-1") is None
+    ahead = with_pod(healthy(), "p-1", status=Status(True, {"dyn.test": 1005, "example.test": 7}))
+    assert plan.switchover_refusal(assess(ahead, NOW), "p-1") is None
 
 
 @pytest.mark.parametrize(
@@ -45,15 +47,6 @@ def test_a_target_a_few_serials_behind_is_left_to_the_primarys_live_check() -> N
             with_pod(healthy(), "p-1", status=Status(False, {"dyn.test": 1002, "example.test": 7})),
             "p-1",
             "p-1's agent reports itself unhealthy",
-        ),
-        (
-            with_pod(
-                with_pod(healthy(), "p-1", ready=False),
-                "p-2",
-                status=Status(True, {"dyn.test": 1005, "example.test": 7}),
-            ),
-            "p-2",
-            "p-2 is not in step with the primary: dyn.test 3 ahead of the primary",
         ),
         (
             with_pod(healthy(), "p-2", status=Status(True, {"example.test": 7})),

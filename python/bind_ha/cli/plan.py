@@ -52,15 +52,11 @@ def _unfit(report: PodReport | None, name: str, *, ready: bool = True) -> str | 
 
 
 def _apart(report: PodReport) -> list[str]:
-    """Zones where a pod could not catch up with the primary by transfers: missing, or ahead of
-    it (a diverged history). Being a few serials behind is not one: under a stream of updates
-    the serials each pod published a round ago always differ a little. Whether the target is
-    in step is judged by the primary itself, live, before it freezes writes (steering.py)."""
-    return [
-        f"{state.zone} {'missing' if state.lag is None else f'{-state.lag} ahead of the primary'}"
-        for state in report.zones
-        if state.lag is None or state.lag < 0
-    ]
+    """Zones a pod has no copy of. Differing serials are no reason: under a stream of updates
+    the serials each pod published a round ago always differ a little, either way. Whether
+    the target is in step is judged by the primary itself, live, before it freezes writes
+    (steering.py), and it answers with the reason when it is not."""
+    return [f"{state.zone} missing" for state in report.zones if state.serial is None]
 
 
 def candidates(assessment: Assessment) -> list[PodReport]:
