@@ -153,6 +153,8 @@ dataDir: /var/lib/bind-ha
   value: {{ .Values.election.retryPeriodSeconds | toString | quote }}
 - name: BIND_HA_DNS_PORT
   value: "5353"
+- name: BIND_HA_TERMINATION_GRACE_PERIOD
+  value: {{ .Values.terminationGracePeriodSeconds | toString | quote }}
 - name: BIND_HA_RUN_DIR
   value: {{ $paths.runDir }}
 - name: BIND_HA_DATA_DIR

@@ -49,8 +49,10 @@ UPDATE_KEY = "bind-ha-update"
 @dataclass(frozen=True)
 class Timing:
     lease_duration: float = 10
-    renew_deadline: float = 7
+    renew_deadline: float = 6
     retry_period: float = 2
+    # terminationGracePeriodSeconds: a stopping primary waits up to this less 5 s for a peer
+    termination_grace: float = 20
 
 
 def rbac_manifest(namespace: str) -> str:
@@ -117,6 +119,7 @@ class LocalPod:
             "BIND_HA_LEASE_DURATION": str(release.timing.lease_duration),
             "BIND_HA_RENEW_DEADLINE": str(release.timing.renew_deadline),
             "BIND_HA_RETRY_PERIOD": str(release.timing.retry_period),
+            "BIND_HA_TERMINATION_GRACE_PERIOD": str(release.timing.termination_grace),
             "BIND_HA_DNS_PORT": str(DNS_PORT),
             "BIND_HA_LISTEN_ADDRESS": self.address,
             "BIND_HA_LOCAL_DNS_ADDRESS": self.address,
@@ -263,11 +266,13 @@ class LocalPod:
         self._reap()
 
     def stop(self) -> None:
-        """Graceful: SIGTERM named's supervisor first (as the kubelet does), then the agent."""
+        """Graceful: SIGTERM named's supervisor first (as the kubelet does), then the agent, each
+        killed if still running after the grace period."""
+        grace = self.release.timing.termination_grace + 2
         if self.supervisor is not None:
-            self.supervisor.stop(timeout=20)
+            self.supervisor.stop(timeout=grace)
         if self.agent is not None:
-            self.agent.stop(timeout=20)
+            self.agent.stop(timeout=grace)
         self._reap()
 
     def _reap(self) -> None:
@@ -492,6 +497,11 @@ class LocalRelease:
         return "\n".join(out)
 
     def stop_all(self) -> None:
+        """Tear the release down as `helm uninstall` would: the Pod objects go first, so no
+        stopping primary waits for a peer that is going away too."""
+        for pod in self.pods:
+            with contextlib.suppress(kubernetes.client.ApiException):
+                self.core.delete_namespaced_pod(pod.name, self.namespace, grace_period_seconds=0)
         for pod in self.pods:
             pod.stop()
             if pod.proxy is not None:

@@ -105,24 +105,3 @@ def test_the_leader_is_found_by_name_and_uid_and_notify_targets_exclude_self() -
     assert peers.leader_address(group, "b/uid-b") == "10.0.0.2"
     assert peers.leader_address(group, "b/some-older-uid") is None
     assert peers.notify_targets(group, "a") == ("10.0.0.2",)
-
-
-def test_a_pod_without_a_dynamic_zone_waits_longer_for_a_peer_that_has_it() -> None:
-    mine = Status(True, {"static.test": 5})
-    group = [
-        peer("me", serials={"static.test": 5}),
-        peer("keeper", serials={"static.test": 5, "dyn.test": 9}),
-    ]
-    waiting = peers.defer_reason(
-        mine, group, "me", acquirable_for=30, lease_duration=10, dynamic_zones=["dyn.test"]
-    )
-    assert waiting is not None and "dyn.test" in waiting
-    assert (
-        peers.defer_reason(mine, group, "me", acquirable_for=30, lease_duration=10) is None
-    )  # static: 1 lease
-    assert (
-        peers.defer_reason(
-            mine, group, "me", acquirable_for=60, lease_duration=10, dynamic_zones=["dyn.test"]
-        )
-        is None
-    )  # bounded: never deadlocks
