@@ -136,6 +136,7 @@ class LocalPod:
             "BIND_HA_UPDATE_KEY_NAME": UPDATE_KEY,
             "BIND_HA_KUBECONFIG": str(self.kubeconfig),
             "BIND_HA_LOG_LEVEL": "debug",
+            "BIND_HA_SERIAL_MARGIN": str(release.serial_margin),
         }
 
     # ---- the Pod object ----
@@ -295,6 +296,15 @@ class LocalPod:
     def agent_alive(self) -> bool:
         return self.agent is not None and self.agent.alive()
 
+    def wait_for_log(self, text: str, *, timeout: float = 30, what: str = "agent") -> None:
+        """Wait until the agent's (or named's) log, over every start, contains text."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text(what):
+            assert time.monotonic() < deadline, (
+                f"{self.name} never logged {text!r}:\n{self.log_text(what)[-3000:]}"
+            )
+            time.sleep(0.1)
+
     def log_text(self, what: str = "agent") -> str:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted((self.root / "logs").glob(f"{what}.*.log"))
@@ -312,6 +322,7 @@ class LocalRelease:
     allocator: LoopbackAllocator
     timing: Timing = field(default_factory=Timing)
     zones_dir_type: str = "static"
+    serial_margin: int = 1000
     pods: list[LocalPod] = field(default_factory=list)
 
     @property
