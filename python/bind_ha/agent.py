@@ -62,6 +62,20 @@ METRICS = (
 )
 
 
+class LeaseReader(Protocol):
+    def read_lease(self, timeout: float) -> tuple[election.LeaseRecord | None, str | None, LeaseMeta]: ...
+
+
+def observe_lease(
+    kube: LeaseReader, clock: Clock, previous: Observation | None, timeout: float
+) -> Observation:
+    """Read the Lease and fold it into what we knew. The clock is read after the answer
+    arrived (client-go's observedTime): a read that took long and returned the last renewal
+    must not date that renewal earlier than we saw it, or we would take over too soon."""
+    record, version, meta = kube.read_lease(timeout)
+    return election.observe(previous, record, version, clock.monotonic(), meta)
+
+
 class PodSource(Protocol):
     """The pod informer (kube.PodCache), as the agent uses it."""
 
@@ -173,18 +187,18 @@ class Agent:
         return election.request_timeout(self.state.leadership, self.clock.monotonic(), self.timing)
 
     def _elect_and_reconcile(self) -> str:
-        record, version, meta = self.kube.read_lease(self._timeout())
-        now = self.clock.monotonic()  # client-go's observedTime: when the answer arrived, not before
         previous = self.state.observation
-        self.state.observation = election.observe(previous, record, version, now, meta)
-        if self.state.observation.record is not (previous.record if previous else None):
+        observation = self.state.observation = observe_lease(self.kube, self.clock, previous, self._timeout())
+        now = self.clock.monotonic()
+        record = observation.record
+        if previous is None or record != previous.record:
             log.debug(
                 "Lease changed: version %s, holder %s, renewed %s",
-                version,
+                observation.version,
                 record.holder if record else None,
                 record.renew_time if record else None,
             )
-        self._read_notes(meta)
+        self._read_notes(observation.meta)
         status = self.local.status()  # first: a leader whose named cannot serve must step down
         self._track_serving(status, now)
         pods = self._peers(now)
