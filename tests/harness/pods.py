@@ -180,6 +180,13 @@ class LocalPod:
     def role_label(self) -> str | None:
         return self.labels().get(ROLE_LABEL)
 
+    def serving_view(self) -> str:
+        """The named view serving this pod's zones (the agent records it in its data directory)."""
+        try:
+            return (self.data_dir / "serving-view").read_text().strip()
+        except FileNotFoundError:
+            return "blue"
+
     def role_file(self) -> str | None:
         try:
             return (self.run_dir / "role").read_text().strip()

@@ -8,7 +8,6 @@ import subprocess
 import threading
 import time
 
-from bind_ha.zonestore import ZoneStore
 from tests.harness import dnsclient
 from tests.harness.examples import EXAMPLE_ZONES, big_zone
 from tests.harness.pods import DNS_PORT, LocalPod, LocalRelease
@@ -62,7 +61,7 @@ def test_a_stopping_primary_waits_for_a_secondary_in_the_middle_of_a_100k_record
     writer = Writer(lambda: [primary.address], DNS_PORT, "dyn.test", release.update_key(), "busy", pause=0.01)
     writer.start()
     time.sleep(1)
-    view = ZoneStore(peer.data_dir).serving()
+    view = peer.serving_view()
     subprocess.run(
         [tool("rndc"), "-c", str(peer.run_dir / "rndc.conf"), "retransfer", "big.test", "IN", view],
         check=True,
