@@ -34,7 +34,7 @@ from bind_ha.layout import Layout, abandon, flip, stage, views
 from bind_ha.leasenotes import LeaseNotes
 from bind_ha.metrics import Metrics
 from bind_ha.peers import PRIMARY, SECONDARY, Peer, Status
-from bind_ha.render import NamedView, render, view_for
+from bind_ha.render import VIEWS, NamedView, render, view_for
 from bind_ha.runstate import WAS_PRIMARY, AppliedZone, RunDir
 from bind_ha.settings import Settings
 from bind_ha.zonemodel import ZoneError
@@ -112,17 +112,19 @@ class LocalBind:
         self.was_primary = settings.data_dir / WAS_PRIMARY
 
     def _recorded_layout(self) -> Layout:
-        """What named runs, as the last agent recorded it (named may have outlived that agent)."""
+        """What named runs, as the last agent recorded it (named may have outlived that agent).
+        Without a record (a new pod: init rendered the marked view as secondary), the marker
+        says which view serves. With one, the record wins: the marker may already name a
+        staged view that named never switched to (it is written first), and is put back."""
         recorded = self.run.layout()
-        serving = self.store.serving()
-        if (
-            recorded is not None
-            and recorded["serving"] == serving
-            and recorded["role"] in (PRIMARY, SECONDARY)
-        ):
-            staged = recorded["staged"] if recorded["staged"] in (PRIMARY, SECONDARY) else None
-            return Layout(serving=serving, role=str(recorded["role"]), staged=staged)
-        return Layout(serving=serving, role=self.run.role())
+        roles = (PRIMARY, SECONDARY)
+        if recorded is None or recorded["serving"] not in VIEWS or recorded["role"] not in roles:
+            return Layout(serving=self.store.serving(), role=self.run.role())
+        serving = str(recorded["serving"])
+        if self.store.serving() != serving:
+            self.store.set_serving(serving)
+        staged = recorded["staged"] if recorded["staged"] in roles else None
+        return Layout(serving=serving, role=str(recorded["role"]), staged=staged)
 
     def dynamic_zones(self) -> frozenset[str]:
         return frozenset(spec.name for spec in self.catalog.specs() if spec.dynamic)
@@ -212,6 +214,7 @@ class LocalBind:
         if self.state.layout.staged is None:
             return
         self._set_layout(abandon(self.state.layout))
+        self.store.set_serving(self.state.layout.serving)
         self.state.refetch_from = None
         self.state.refetch_targets = {}
         self.apply(self.config(pods, leader, writable=writable))
