@@ -505,6 +505,9 @@ class Agent:
         try:
             done = self.local.promote(listed, self._leading)
         except PromotionFailed as error:
+            if not self._leading() and not isinstance(error, NoData):  # e.g. fenced mid-way
+                log.warning("promotion abandoned, leadership lapsed meanwhile: %s", error)
+                return None
             log.error("promotion failed: %s; giving the Lease up", error)
             self.events("PromotionFailed", str(error), True)
             self._give_up_lease()
