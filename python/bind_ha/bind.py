@@ -83,6 +83,14 @@ class Bind:
         """Send NOTIFY for zone to its also-notify peers now."""
         self.rndc("notify", zone, "IN", view)
 
+    def freeze(self, zone: str, view: str) -> None:
+        """Stop updates to one zone and write its journal into its file (for a file swap)."""
+        self.rndc("freeze", zone, "IN", view, timeout=FENCE_TIMEOUT)
+
+    def thaw(self, zone: str, view: str) -> None:
+        """Reload one frozen zone from its file and take updates again."""
+        self.rndc("thaw", zone, "IN", view, timeout=FENCE_TIMEOUT)
+
     def freeze_all(self) -> None:
         """Stop accepting updates to every dynamic zone, in one command (`rndc freeze` without a
         zone acts on all of them); queries are still answered. Idempotent."""

@@ -307,8 +307,9 @@ class LocalBind:
             if served is None or staged is None or not peers.serial_newer(served, staged):
                 return
             log.info("%s: serving %d moved past the staged copy %d; copying again", zone, served, staged)
+            self.bind.freeze(zone, staging)  # a dynamic zone is reloaded from disk only frozen
             self.store.copy(file_name, serving, staging)
-            self.bind.reload(zone, staging)
+            self.bind.thaw(zone, staging)
             deadline = self.clock.monotonic() + ZONE_LOAD_WAIT
             while self.bind.serial(zone, self.keys.rndc) == staged and self.clock.monotonic() < deadline:
                 time.sleep(0.01)

@@ -6,7 +6,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 
 import kubernetes
 import pytest
@@ -20,16 +19,6 @@ from tests.integration.test_failover import accepted_within
 from tests.integration.test_zone_data import identical_everywhere, pod_metrics
 
 LEASE = "test-bind-ha-leader"
-
-
-@pytest.fixture
-def monitor(release: LocalRelease, api_client: kubernetes.client.ApiClient) -> Iterator[PrimaryLabelMonitor]:
-    watcher = PrimaryLabelMonitor(api_client, release.namespace)
-    watcher.start()
-    try:
-        yield watcher
-    finally:
-        watcher.stop()
 
 
 def leases(release: LocalRelease) -> kubernetes.client.CoordinationV1Api:
