@@ -307,7 +307,7 @@ def transfer_seconds(pod: LocalPod, kind: str, after: int) -> float:
     while time.monotonic() < deadline:
         lines = pod.log_text("named").splitlines()[after:]
         for line in lines:
-            if "transfer of 'big.test/IN'" in line and "Transfer completed" in line:
+            if "transfer of 'big.test/IN" in line and "Transfer completed" in line:
                 return float(line.split(" secs ")[0].rsplit(", ", 1)[1])
         time.sleep(0.1)
     raise RuntimeError(f"no {kind} of big.test on {pod.name}")
