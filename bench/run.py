@@ -357,12 +357,12 @@ def outage_part(
         plain, staged = switching.reconfig_outage(root, allocator, records, 2 if quick else 5)
         results.add(
             f"reconfig_servfail_{records}_seconds",
-            f"SERVFAIL window of a type-changing reconfig, {records:,} records (no staging view)",
+            f"query outage at named, type-changing reconfig (before), {records:,} records",
             plain,
         )
         results.add(
             f"staged_flip_servfail_{records}_seconds",
-            f"SERVFAIL window of the staged view switch, {records:,} records",
+            f"query outage at named, staged view switch (now), {records:,} records",
             staged,
         )
         zones = switching.outage_zones(records)

@@ -143,8 +143,8 @@ def reconfig_outage(
             check=True,
             capture_output=True,
         )
-        primary.start(_conf(primary, [("", "any", "primary", "big.db")]))
-        secondary.start(_conf(secondary, [("", "any", "secondary", "a.db")], primary.address))
+        primary.start(_conf(primary, [("", "any", "primary", "big.db")]), threads=None)
+        secondary.start(_conf(secondary, [("", "any", "secondary", "a.db")], primary.address), threads=None)
         secondary.wait_for_serial("big.test", 1, timeout=120)
         plain, staged = [], []
         for _run in range(runs):
@@ -154,7 +154,9 @@ def reconfig_outage(
             )
         secondary.stop()
         shutil.copyfile(secondary.workdir / "a.db", secondary.workdir / "v-a.db")
-        secondary.start(_conf(secondary, [("a", "any", "secondary", "v-a.db")], primary.address))
+        secondary.start(
+            _conf(secondary, [("a", "any", "secondary", "v-a.db")], primary.address), threads=None
+        )
         serving = "a"
         for _run in range(2 * runs):
             nxt = "b" if serving == "a" else "a"
