@@ -42,7 +42,9 @@ def test_a_graceful_handover_in_the_kubelets_order_is_quick_and_loses_nothing(re
         writer.stop()
     took = accepted_at - signalled
     print(f"graceful handover: new primary accepts an update {took:.3f}s after SIGTERM")
-    assert took < 3.0, f"{took:.2f}s"
+    assert took < release.timing.lease_duration / 2, (
+        f"{took:.2f}s: as slow as waiting for the Lease to expire"
+    )
     present = names_in(identical_everywhere(release, "dyn.test", survivors))
     lost = [name for name in writer.acknowledged if name not in present]
     assert len(writer.acknowledged) > 50 and lost == []
