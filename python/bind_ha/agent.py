@@ -364,10 +364,18 @@ class Agent:
     def _ineligible(self) -> bool:
         return self.clock.monotonic() < self.state.ineligible_until
 
-    def _write_lease(self, action: election.Create | election.Update, *, renewing: bool) -> str:
+    def _write_lease(
+        self,
+        action: election.Create | election.Update,
+        *,
+        renewing: bool,
+        serving: frozenset[str] | None = None,
+    ) -> str:
+        """Attempt one Lease write; serving: the zones to record as served (default: what a
+        serving primary serves now)."""
         observation = self.state.observation
         assert observation is not None
-        notes = self._notes_to_write(renewing)
+        notes = self._notes_to_write(renewing, serving)
         meta = LeaseMeta(
             labels=observation.meta.labels,
             annotations=leasenotes.written(observation.meta.annotations, self.settings.label_prefix, notes),
@@ -392,15 +400,15 @@ class Agent:
         self.metrics.inc("bind_ha_leader_transitions_total")
         return f"leader: acquired the Lease (transition {action.record.transitions})"
 
-    def _notes_to_write(self, renewing: bool) -> LeaseNotes:
+    def _notes_to_write(self, renewing: bool, serving: frozenset[str] | None) -> LeaseNotes:
         """A serving primary records in each renewal the dynamic zones it serves (they may take
         updates from then on) and settles reseed requests for zones it serves."""
         local = self.local.state
-        if not renewing or local.role != PRIMARY or local.layout.staged is not None:
-            return self.state.notes
-        return leasenotes.after_renewal(
-            self.state.notes, serving=self.local.served_zones(), dynamic=self.local.dynamic_zones()
-        )
+        if serving is None:
+            if not renewing or local.role != PRIMARY or local.layout.staged is not None:
+                return self.state.notes
+            serving = self.local.served_zones()
+        return leasenotes.after_renewal(self.state.notes, serving=serving, dynamic=self.local.dynamic_zones())
 
     def _noted(self, notes: LeaseNotes) -> None:
         before = self.state.notes
@@ -503,7 +511,7 @@ class Agent:
             if fix.pod != self.settings.pod_name:
                 self._label(fix.pod, fix.role)
         try:
-            done = self.local.promote(listed, self._leading)
+            done = self.local.promote(listed, self._leading, self._record_staged_zones)
         except PromotionFailed as error:
             if not self._leading() and not isinstance(error, NoData):  # e.g. fenced mid-way
                 log.warning("promotion abandoned, leadership lapsed meanwhile: %s", error)
@@ -521,8 +529,29 @@ class Agent:
         self.events("Promoted", f"{self.settings.pod_name} is now the primary of every zone", False)
         log.info("promoted: %s is primary", self.settings.pod_name)
         if self.local.dynamic_zones() - self.state.notes.zones_with_data:
-            self.wake.set()  # renew at once: zones seeded just now take updates once recorded
+            self.wake.set()  # the record failed: the next renewal (at once) opens the new zones
         return "promoted"
+
+    def _record_staged_zones(self) -> None:
+        """Just before named switches to the staged primary view: renew the Lease recording every
+        dynamic zone it is about to serve, so that clients may write to a zone seeded by this
+        promotion from the first moment. (Only now: a promotion that fails earlier must not
+        record a seed that was never served.) If this write fails, those zones take updates
+        after the next renewal."""
+        observation = self.state.observation
+        if observation is None or election.holder(observation) != self.settings.identity:
+            return
+        action = election.plan(
+            observation,
+            identity=self.settings.identity,
+            now=self.clock.monotonic(),
+            wall_now=self.clock.wall(),
+            timing=self.timing,
+            defer_reason=None,
+        )
+        if isinstance(action, election.Update):
+            staged = self.local.dynamic_zones()
+            log.debug("%s", self._write_lease(action, renewing=True, serving=staged))
 
     # ---- labels, status --------------------------------------------------------------------------
 

@@ -233,10 +233,17 @@ class LocalBind:
 
     # ---- becoming primary -----------------------------------------------------------------------
 
-    def promote(self, pods: list[Peer], still_leading: Callable[[], bool]) -> bool:
+    def promote(
+        self,
+        pods: list[Peer],
+        still_leading: Callable[[], bool],
+        before_switch: Callable[[], None] = lambda: None,
+    ) -> bool:
         """Make named the primary of every zone. True when done; False when leadership lapsed
         before clients could see the change (named is still a secondary, nothing to undo).
-        PromotionFailed names the step that failed; named is then as it was."""
+        PromotionFailed names the step that failed; named is then as it was. before_switch
+        runs once the staged zones are ready, just before clients can see them (the agent
+        records them on the Lease there, so they take updates at once)."""
         if self.state.layout.staged is not None:  # e.g. a demotion that had not finished
             self._drop_staging(pods, None, frozenset())
         serving = self.state.layout.serving
@@ -256,6 +263,7 @@ class LocalBind:
                 log.warning("promotion abandoned before the switch: leadership lapsed while staging")
                 self._drop_staging(pods, None, frozenset())
                 return False
+            before_switch()
             # Clients may write from the switch on: should this pod restart, its data may hold
             # updates nobody else has, and it must re-fetch before serving as a secondary.
             self.was_primary.write_text(self.settings.identity + "\n")

@@ -51,8 +51,8 @@ def test_a_pod_without_data_never_reseeds_a_dynamic_zone_that_held_data(release:
     os.kill(b.named_pid, signal.SIGSTOP)
     try:
         c.start()
-        c.wait_for_log("has no copy of dynamic zone(s) dyn.test")
         never_holds(release, [c], release.timing.lease_duration * 1.5)
+        c.wait_for_log("has no copy of dynamic zone(s) dyn.test")
         assert 'bind_ha_zone_data_missing{zone="dyn.test"} 1' in pod_metrics(c)
     finally:
         os.kill(b.named_pid, signal.SIGCONT)
@@ -75,9 +75,9 @@ def test_only_an_operators_reseed_request_seeds_a_zone_that_held_data_and_it_is_
         shutil.rmtree(pod.data_dir)
     for pod in (primary, other):
         pod.start()
+    never_holds(release, [primary, other], release.timing.lease_duration + 2)
     for pod in (primary, other):
         pod.wait_for_log("has no copy of dynamic zone(s) dyn.test")
-    never_holds(release, [primary, other], release.timing.lease_duration + 2)
 
     # the operator's request, as `kubectl annotate lease ... bind-ha.io/reseed=dyn.test` writes it
     kubernetes.client.CoordinationV1Api(release.api_client).patch_namespaced_lease(
