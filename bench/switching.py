@@ -301,25 +301,29 @@ def per_zone_freeze_seconds(pod: LocalPod, zones: int) -> float:
 
 
 def ready_under_writes(release: LocalRelease, runs: int) -> tuple[list[float], float]:
-    """Restart a follower while updates stream to the primary; seconds until its readiness probe
-    passes. Returns the samples and the update rate."""
+    """Restart a follower while four writers stream updates to the primary; seconds until its
+    readiness probe passes. Returns the samples and the update rate."""
     samples, rates = [], []
-    for _run in range(runs):
+    for run in range(runs):
         leader = release.wait_for_leader(timeout=60)
         follower = next(pod for pod in release if pod is not leader)
-        writer = Writer(
-            lambda leader=leader: [leader.address], DNS_PORT, "dyn.test", release.update_key(), "ready", 0
-        )
-        writer.start()
+        key = release.update_key()
+        writers = [
+            Writer(lambda leader=leader: [leader.address], DNS_PORT, "dyn.test", key, f"ready{run}-{n}-", 0)
+            for n in range(4)
+        ]
+        for writer in writers:
+            writer.start()
         try:
             time.sleep(1)
             follower.stop()
             follower.start()
             restarted = time.monotonic()
-            sent_before = writer.sent
+            sent_before = sum(writer.sent for writer in writers)
             wait(lambda follower=follower: follower.probe().stdout.strip() == "ready", 120, "readiness")
             samples.append(time.monotonic() - restarted)
-            rates.append((writer.sent - sent_before) / samples[-1])
+            rates.append((sum(writer.sent for writer in writers) - sent_before) / samples[-1])
         finally:
-            writer.stop()
+            for writer in writers:
+                writer.stop()
     return samples, statistics.median(rates)
