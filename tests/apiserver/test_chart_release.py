@@ -312,7 +312,7 @@ def test_install_upgrade_uninstall_keeps_the_tsig_keys(cluster: Cluster, tmp_pat
             *MINIMAL_ZONES,
             {"name": "dyn.example.com", "type": "dynamic", "nameservers": ["ns1.example.com."]},
         ],
-        "election": {"leaseDurationSeconds": 4, "renewDeadlineSeconds": 3, "retryPeriodSeconds": 1},
+        "election": {"leaseDurationSeconds": 4, "renewDeadlineSeconds": 2, "retryPeriodSeconds": 1},
         "metrics": {"enabled": True},
         "service": {"dns": {"type": "NodePort"}},
     }
