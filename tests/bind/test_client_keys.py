@@ -59,7 +59,8 @@ class Server:
             zonefiles.write_raw(canonical, 1, workdir / "data" / zone_directory(BLUE))
         dynamic = frozenset(spec.name for spec in specs if spec.dynamic)
         view = NamedView(
-            identity="t/u", views=(ViewSpec(BLUE, "primary", writable=dynamic),), zones=tuple(specs), peers=(),
+            identity="t/u", views=(ViewSpec(BLUE, "primary", writable=dynamic),), zones=tuple(specs),
+            peers=(),
             keys=tuple(self.keys.values()), transfer_key="xfr", update_key="upd",
             rndc_key_name=instance.rndc_key.name, dns_port=instance.port,
             listen_address=instance.address, control_address=instance.address,

@@ -111,8 +111,8 @@ def test_a_restarted_pod_becomes_ready_while_updates_keep_flowing(release: Local
         follower.start()
         restarted = time.monotonic()
         deadline = restarted + 20
-        while (verdict := follower.probe().stdout.strip()) != "ready":
-            assert time.monotonic() < deadline, f"not ready 20s after a restart under writes: {verdict}"
+        while not (verdict := follower.probe()).ready:
+            assert time.monotonic() < deadline, f"not ready 20s after a restart under writes: {verdict.text}"
             time.sleep(0.2)
         sent = sum(writer.sent for writer in writers)
         print(f"ready {time.monotonic() - restarted:.2f}s after the restart, {sent} updates sent")
@@ -145,14 +145,16 @@ def test_a_forked_former_primary_is_in_step_only_once_its_refetch_finished(relea
         old.start()
         deadline = time.monotonic() + 2 * release.timing.retry_period + 4
         while time.monotonic() < deadline:
-            verdict = old.probe().stdout.strip()
-            assert "dyn.test: not yet in step" in verdict, f"{verdict} while its re-fetch cannot finish"
+            verdict = old.probe()
+            assert not verdict.ready and "dyn.test: not yet in step" in verdict.text, (
+                f"{verdict} while its re-fetch cannot finish"
+            )
             time.sleep(0.2)
         assert dnsclient.serial(old.address, DNS_PORT, "dyn.test") != lifted  # still its own history
     release.wait_for_agents()
     contents = identical_everywhere(release, "dyn.test", [old, *survivors])
     assert not names_in(contents) & {f"forked{i}" for i in range(5)}
     deadline = time.monotonic() + 15
-    while old.probe().stdout.strip() != "ready":
-        assert time.monotonic() < deadline, old.probe().stdout
+    while not old.probe().ready:
+        assert time.monotonic() < deadline, old.probe().text
         time.sleep(0.2)
