@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -24,20 +23,22 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import kubernetes
 
+from bench import switching
 from bench.pods import real_pods
-from tests.harness import dnsclient
+from tests.harness import dnsclient, examples
 from tests.harness.cluster import LocalCluster, Ports
 from tests.harness.examples import EXAMPLE_ZONES as ZONES
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import DNS_PORT, HEALTH_PORT, LocalPod, LocalRelease
 from tests.harness.tools import REPO, tool, versions
+from tests.harness.traffic import Writer
 
 RESULTS = REPO / "bench" / "results"
 
@@ -76,6 +77,19 @@ class Results:
     def count(self, key: str, label: str, value: int, detail: str) -> None:
         self.rows.append((label, str(value), detail))
         self.data[key] = {"value": value, "detail": detail}
+
+    def outages(self, key: str, label: str, samples: list[float]) -> None:
+        """Seconds of failed answers per switch: how many switches had any, and the longest
+        (a median hides an outage that only some switches have)."""
+        hit = sum(1 for sample in samples if sample > 0)
+        detail = f"longest {max(samples):.3f} s; seconds of failed answers per switch"
+        self.rows.append((label, f"{hit} of {len(samples)}", detail))
+        self.data[key] = {
+            "switches_with_failures": hit,
+            "n": len(samples),
+            "max": max(samples),
+            "samples": samples,
+        }
 
     def table(self) -> str:
         width = max(len(row[0]) for row in self.rows)
@@ -174,37 +188,6 @@ def visible_everywhere(pods: list[LocalPod], fqdn: str, timeout: float = 30) -> 
             check.close()
 
 
-class Writer(threading.Thread):
-    """Signed updates at ~100/s to random live pods; records the acknowledged names."""
-
-    def __init__(self, release: LocalRelease, targets: Callable[[], list[LocalPod]], tag: str) -> None:
-        super().__init__(daemon=True)
-        self.release, self.targets, self.tag = release, targets, tag
-        self.acknowledged: list[str] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        rng, index = random.Random(self.tag), 0
-        while not self.halt.is_set():
-            index += 1
-            name = f"{self.tag}-{index}"
-            candidates = self.targets()
-            if (
-                candidates
-                and dnsclient.update(
-                    rng.choice(candidates).address,
-                    DNS_PORT,
-                    "dyn.test",
-                    add={name: "192.0.2.8"},
-                    key=self.release.update_key(),
-                    timeout=2,
-                )
-                == "NOERROR"
-            ):
-                self.acknowledged.append(name)
-            time.sleep(0.01)
-
-
 def lost_updates(release: LocalRelease, survivors: list[LocalPod], acknowledged: list[str]) -> int:
     release.wait_converged("dyn.test", pods=survivors, timeout=30)
     present = {line.split()[0] for line in release.contents(survivors[0], "dyn.test")}
@@ -219,7 +202,14 @@ def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bo
         old = release.wait_for_leader(timeout=60)
         release.wait_converged("dyn.test", timeout=30)
         survivors = [pod for pod in release if pod is not old]
-        writer = Writer(release, lambda s=survivors: [p for p in s if p.agent_alive()], f"{kind}{run}")
+        writer = Writer(
+            lambda s=survivors: [p.address for p in s if p.agent_alive()],
+            DNS_PORT,
+            "dyn.test",
+            release.update_key(),
+            f"{kind}{run}-",
+            pause=0.01,
+        )
         writer.start()
         time.sleep(0.5)
         started = time.monotonic()
@@ -324,19 +314,7 @@ def source_edits(release: LocalRelease, results: Results, edits: int) -> None:
 
 
 def big_zone(records: int) -> list[dict[str, object]]:
-    lines = "\n".join(
-        f"h{index} IN A 10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}" for index in range(records)
-    )
-    return [
-        {
-            "name": "big.test",
-            "type": "dynamic",
-            "ttl": 300,
-            "nameservers": ["ns1.big.test."],
-            "records": "ns1 IN A 192.0.2.1\n" + lines + "\n",
-        },
-        *ZONES,
-    ]
+    return [examples.big_zone("big.test", records), *ZONES]
 
 
 def transfer_seconds(pod: LocalPod, kind: str, after: int) -> float:
@@ -345,7 +323,7 @@ def transfer_seconds(pod: LocalPod, kind: str, after: int) -> float:
     while time.monotonic() < deadline:
         lines = pod.log_text("named").splitlines()[after:]
         for line in lines:
-            if "transfer of 'big.test/IN'" in line and "Transfer completed" in line:
+            if "transfer of 'big.test/IN" in line and "Transfer completed" in line:
                 return float(line.split(" secs ")[0].rsplit(", ", 1)[1])
         time.sleep(0.1)
     raise RuntimeError(f"no {kind} of big.test on {pod.name}")
@@ -385,12 +363,57 @@ def big_transfers(release: LocalRelease, results: Results, records: int, runs: i
     )
 
 
+def outage_part(
+    cluster: LocalCluster, root: Path, allocator: LoopbackAllocator, results: Results, *, quick: bool
+) -> None:
+    """Query outage at a pod changing role, by zone size: the mechanism alone (plain named),
+    then the agents' promotions and demotions."""
+    for records in (1_000, 10_000) if quick else (1_000, 10_000, 100_000):
+        log(f"query outage while switching role, {records:,}-record zone")
+        plain, staged = switching.reconfig_outage(root, allocator, records, 2 if quick else 5)
+        results.outages(
+            f"reconfig_outage_{records}_seconds",
+            f"switches failing queries at named, type-changing reconfig (before), {records:,} records",
+            plain,
+        )
+        results.outages(
+            f"staged_switch_outage_{records}_seconds",
+            f"switches failing queries at named, staged view switch (now), {records:,} records",
+            staged,
+        )
+        zones = switching.outage_zones(records)
+        with release_of(cluster, root, f"outage{records}", 3, zones, allocator) as release:
+            promoted, demoted, asked = switching.switch_outage(release, 1 if quick else 3)
+        switching.record_outage(results, records, promoted, demoted, asked)
+
+
+def fence_part(
+    cluster: LocalCluster, root: Path, allocator: LoopbackAllocator, results: Results, *, quick: bool
+) -> None:
+    log("three pods, 100 dynamic zones: fence latency")
+    with release_of(cluster, root, "fence", 3, switching.many_zones(100), allocator) as release:
+        fence = switching.fence_latency(release, 100, 3 if quick else 10)
+        results.add(
+            "fence_latency_100_zones_seconds",
+            "fence: renew deadline passed -> all of 100 dynamic zones refuse updates",
+            fence,
+        )
+        before = switching.per_zone_freeze_seconds(release.wait_for_leader(), 100)
+        results.add(
+            "per_zone_freeze_100_zones_seconds",
+            "for comparison: one rndc freeze per zone, 100 zones (the former fence)",
+            [before],
+        )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs, for trying the bench itself")
     parser.add_argument("--keep", type=Path, help="work (and keep every log) in this new directory")
     parser.add_argument(
-        "--only", choices=["election", "propagation", "transfers", "pods"], help="run one part"
+        "--only",
+        choices=["election", "outage", "fence", "propagation", "transfers", "pods"],
+        help="run one part",
     )
     args = parser.parse_args(argv)
     runs, updates, big = (3, 50, 10_000) if args.quick else (20, 500, 100_000)
@@ -405,6 +428,16 @@ def main(argv: list[str]) -> int:
                 switchovers(release, results, runs, crash=True)
                 switchovers(release, results, runs, crash=False)
                 source_edits(release, results, 10)
+                ready, rate = switching.ready_under_writes(release, 3 if args.quick else 5)
+                results.add(
+                    "restart_ready_under_writes_seconds",
+                    f"restarted pod -> ready, under ~{rate:.0f} updates/s to the primary",
+                    ready,
+                )
+        if args.only in (None, "outage"):
+            outage_part(cluster, root, allocator, results, quick=args.quick)
+        if args.only in (None, "fence"):
+            fence_part(cluster, root, allocator, results, quick=args.quick)
         for pods in (3, 5) if args.only in (None, "propagation") else ():
             log(f"{pods} pods: propagation of {updates} updates")
             with release_of(cluster, root, f"propagation{pods}", pods, ZONES, allocator) as release:
@@ -428,7 +461,7 @@ def main(argv: list[str]) -> int:
         "etcd": pins["ETCD_VERSION"],
         "quick": args.quick,
         "lease_duration": 10,
-        "renew_deadline": 7,
+        "renew_deadline": 6,
         "retry_period": 2,
         "duration_seconds": round(time.monotonic() - started),
     }

@@ -207,6 +207,8 @@ dataDir: /var/lib/bind-ha
   value: {{ .Values.election.retryPeriodSeconds | toString | quote }}
 - name: BIND_HA_DNS_PORT
   value: "5353"
+- name: BIND_HA_TERMINATION_GRACE_PERIOD  # what is left of the grace period once named gets SIGTERM
+  value: {{ sub (int .Values.terminationGracePeriodSeconds) (int .Values.shutdownDelaySeconds) | toString | quote }}
 - name: BIND_HA_RUN_DIR
   value: {{ $paths.runDir }}
 - name: BIND_HA_DATA_DIR

@@ -65,7 +65,12 @@ Included once, from server-statefulset.yaml.
 {{- end }}
 {{- end }}
 
-{{/* client-go's rule: leaseDuration > renewDeadline > 1.2 x retryPeriod. */}}
+{{/*
+client-go's rule, leaseDuration > renewDeadline > 1.2 x retryPeriod, and the agent's: a leader
+stops taking writes within renewDeadline + the fence latency (0.5 s) after its last renewal,
+and a follower's view of that renewal may be one API request (renewDeadline / 2) late, all
+before anyone may take over (leaseDuration). python/bind_ha/settings.py checks the same.
+*/}}
 {{- define "bind-ha.validateElection" -}}
 {{- $lease := float64 .leaseDurationSeconds }}
 {{- $renew := float64 .renewDeadlineSeconds }}
@@ -78,6 +83,10 @@ Included once, from server-statefulset.yaml.
 {{- end }}
 {{- if le $lease $renew }}
 {{- fail (printf "election.leaseDurationSeconds (%v) must be greater than election.renewDeadlineSeconds (%v)" .leaseDurationSeconds .renewDeadlineSeconds) }}
+{{- end }}
+{{- $needed := addf (divf $renew 2.0) 0.5 }}
+{{- if le (subf $lease $renew) $needed }}
+{{- fail (printf "election.leaseDurationSeconds (%v) - election.renewDeadlineSeconds (%v) must be greater than renewDeadlineSeconds / 2 (the longest API request) + 0.5 s (the fence latency) = %v s: shorten renewDeadlineSeconds or lengthen leaseDurationSeconds" .leaseDurationSeconds .renewDeadlineSeconds $needed) }}
 {{- end }}
 {{- if le $renew (mulf 1.2 $retry) }}
 {{- fail (printf "election.renewDeadlineSeconds (%v) must be greater than 1.2 x election.retryPeriodSeconds (%v)" .renewDeadlineSeconds .retryPeriodSeconds) }}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,9 @@ from bind_ha.keys import TsigKey
 log = logging.getLogger("bind_ha.bind")
 RNDC_TIMEOUT = 10.0
 ALIVE_TIMEOUT = 2.0
+# A freeze or thaw of every zone takes tens of milliseconds; one that does not return in
+# this long finds named hung, and the caller must not wait as long as a reconfig may take.
+FENCE_TIMEOUT = 2.0
 
 
 class BindError(RuntimeError):
@@ -65,67 +67,68 @@ class Bind:
     def reconfig(self) -> None:
         self.rndc("reconfig")
 
-    def refresh(self, zone: str) -> None:
-        self.rndc("refresh", zone)
+    # Commands on one zone name its view: with a staging view beside the serving one, a
+    # zone may be in both, and rndc refuses a zone "found in multiple views".
 
-    def retransfer(self, zone: str) -> None:
-        self.rndc("retransfer", zone)
+    def refresh(self, zone: str, view: str) -> None:
+        self.rndc("refresh", zone, "IN", view)
 
-    def reload(self, zone: str) -> None:
-        self.rndc("reload", zone)
+    def retransfer(self, zone: str, view: str) -> None:
+        self.rndc("retransfer", zone, "IN", view)
 
-    def each(self, action: Callable[[str], None], zones: Iterable[str]) -> bool:
-        """Apply action (e.g. self.freeze) to every zone; log failures; True if all succeeded."""
-        succeeded = True
-        for zone in zones:
-            try:
-                action(zone)
-            except BindError as error:
-                succeeded = False
-                log.error("%s %s: %s", getattr(action, "__name__", "rndc"), zone, error)
-        return succeeded
+    def reload(self, zone: str, view: str) -> None:
+        self.rndc("reload", zone, "IN", view)
 
-    def freeze(self, zone: str) -> None:
-        """Stop accepting updates to a dynamic zone; queries are still answered."""
+    def notify(self, zone: str, view: str) -> None:
+        """Send NOTIFY for zone to its also-notify peers now."""
+        self.rndc("notify", zone, "IN", view)
+
+    def freeze(self, zone: str, view: str) -> None:
+        """Stop updates to one zone and write its journal into its file (for a file swap)."""
+        self.rndc("freeze", zone, "IN", view, timeout=FENCE_TIMEOUT)
+
+    def thaw(self, zone: str, view: str) -> None:
+        """Reload one frozen zone from its file and take updates again."""
+        self.rndc("thaw", zone, "IN", view, timeout=FENCE_TIMEOUT)
+
+    def freeze_all(self) -> None:
+        """Stop accepting updates to every dynamic zone, in one command (`rndc freeze` without a
+        zone acts on all of them); queries are still answered. Idempotent."""
         try:
-            self.rndc("freeze", zone)
+            self.rndc("freeze", timeout=FENCE_TIMEOUT)
         except BindError as error:
             if "already frozen" not in str(error):
                 raise
 
-    def thaw(self, zone: str) -> None:
-        try:
-            self.rndc("thaw", zone)
-        except BindError as error:
-            if "not frozen" not in str(error) and "not dynamic" not in str(error):
-                raise
+    def thaw_all(self) -> None:
+        """Accept updates again on every frozen zone (named reloads each from disk, serving the
+        old copy meanwhile)."""
+        self.rndc("thaw", timeout=FENCE_TIMEOUT)
 
-    def ask(self, zone: str) -> soa.SoaAnswer:
-        """Our own named answers in milliseconds; half a second means it is not answering."""
-        return soa.ask(zone, self.dns_address, self.dns_port, timeout=0.5)
+    def ask(self, zone: str, key: TsigKey | None = None) -> soa.SoaAnswer:
+        """Our own named answers in milliseconds; half a second means it is not answering.
+        Signed with the pod-local key, the question reaches the staging view (if any)."""
+        return soa.ask(zone, self.dns_address, self.dns_port, timeout=0.5, key=key)
 
-    def serial(self, zone: str) -> int | None:
+    def serial(self, zone: str, key: TsigKey | None = None) -> int | None:
         """The SOA serial named serves authoritatively for zone, or None."""
-        return self.ask(zone).serial
+        return self.ask(zone, key).serial
 
     def set_serial(self, zone: str, serial: int, key: TsigKey) -> None:
-        """Raise a dynamic zone's serial with a signed UPDATE of its SOA.
+        """Raise a dynamic zone's serial with an UPDATE of its SOA signed with key (the pod-local
+        key: it reaches the staging view when there is one).
 
-        An UPDATE (unlike `rndc signing -serial`) is journaled and NOTIFYs the
-        secondaries like any other change.
+        An UPDATE (unlike `rndc signing -serial`) is journaled like any other change.
         """
+        keyring = dns.tsigkeyring.from_text({key.name: (key.algorithm, key.secret)})
         try:
-            reply = dns.query.udp(
-                dns.message.make_query(zone, dns.rdatatype.SOA),
-                self.dns_address,
-                port=self.dns_port,
-                timeout=2,
-            )
+            question = dns.message.make_query(zone, dns.rdatatype.SOA)
+            question.use_tsig(keyring, keyname=dns.name.from_text(key.name))
+            reply = dns.query.udp(question, self.dns_address, port=self.dns_port, timeout=2)
             current = reply.find_rrset(
                 reply.answer, dns.name.from_text(zone), dns.rdataclass.IN, dns.rdatatype.SOA
             )
             soa_record = current[0]
-            keyring = dns.tsigkeyring.from_text({key.name: (key.algorithm, key.secret)})
             update = dns.update.UpdateMessage(zone, keyring=keyring, keyname=dns.name.from_text(key.name))
             update.replace(
                 "@",

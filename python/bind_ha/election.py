@@ -12,12 +12,17 @@ The rules, and why:
   stops trusting it renewDeadline later even if a request is still hanging.
 - Every write carries the resourceVersion last read; a 409 means someone else
   wrote first, so the caller re-reads on the next round.
+- Only the leader record (holder, duration, acquire and renew times,
+  transitions) counts as a change, as in client-go: a label or annotation
+  written by someone else (GitOps, an operator) bumps the resourceVersion but
+  must not keep a dead leader alive.
 """
 
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from bind_ha.settings import Timing
 
@@ -34,25 +39,43 @@ class LeaseRecord:
 
 
 @dataclass(frozen=True)
+class LeaseMeta:
+    """The Lease's labels and annotations: carried over by every write (a PUT replaces them)."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Observation:
-    """The Lease as last read, and when (monotonic) its content last changed."""
+    """The Lease as last read, and when (monotonic) its leader record last changed."""
 
     record: LeaseRecord | None  # None: no Lease object exists yet
     version: str | None
     changed_at: float
+    meta: LeaseMeta = field(default_factory=LeaseMeta)
 
 
 def observe(
-    previous: Observation | None, record: LeaseRecord | None, version: str | None, now: float
+    previous: Observation | None,
+    record: LeaseRecord | None,
+    version: str | None,
+    now: float,
+    meta: LeaseMeta | None = None,
 ) -> Observation:
-    """Fold a fresh read into what we knew: the clock restarts only on a change.
+    """Fold a fresh read into what we knew: the clock restarts only when the leader record
+    changed. `now` must be taken after the read returned (client-go's observedTime): a slow
+    read that returns the last renewal must not date it earlier than we saw it.
 
-    Any write changes the resourceVersion, so a renewal counts as a change even
-    if the holder's clock wrote the same renewTime twice.
+    The version and metadata are always the latest (the next write needs them), but a new
+    resourceVersion alone is no renewal: someone else may have edited a label.
     """
-    if previous is not None and previous.record == record and previous.version == version:
-        return previous
-    return Observation(record=record, version=version, changed_at=now)
+    meta = meta if meta is not None else (previous.meta if previous is not None else LeaseMeta())
+    if previous is not None and previous.record == record:
+        if previous.version == version and previous.meta == meta:
+            return previous
+        return replace(previous, version=version, meta=meta)
+    return Observation(record=record, version=version, changed_at=now, meta=meta)
 
 
 def expires_at(observation: Observation, timing: Timing) -> float:

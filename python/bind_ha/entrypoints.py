@@ -17,7 +17,7 @@ from bind_ha.clock import SystemClock
 from bind_ha.health import Endpoints, Routes, agent_routes, serve
 from bind_ha.init import InitError, initialize
 from bind_ha.keys import SecretError, load_keys
-from bind_ha.kube import Kube, PodCache, api_client
+from bind_ha.kube import EventPoster, Kube, PodCache, api_client
 from bind_ha.metrics import Metrics
 from bind_ha.roles import LocalBind
 from bind_ha.runstate import RELEASED, RunDir
@@ -58,9 +58,10 @@ def agent(routes: Routes | None = None) -> int:
     kube = Kube(settings, client)
     metrics = Metrics()
     clock = SystemClock()
-
-    def post_event(reason: str, message: str, warning: bool) -> None:
-        kube.event(reason, message, warning=warning)
+    stop = threading.Event()
+    events = EventPoster(kube, settings.timing.request_timeout, threading.Event())
+    events.start()  # never stopped: it posts the Events of the handover, up to the process's end
+    post_event = events.post
 
     catalog = catalog_for(settings)
     local = LocalBind(
@@ -73,11 +74,12 @@ def agent(routes: Routes | None = None) -> int:
         clock=clock,
         events=post_event,
     )
-    the_agent = Agent(settings=settings, kube=kube, local=local, clock=clock, metrics=metrics, run=run)
+    the_agent = Agent(
+        settings=settings, kube=kube, local=local, clock=clock, metrics=metrics, run=run, events=post_event
+    )
     catalog.on_ready = the_agent.wake.set  # zones compile off the election thread: apply them at once
-    stop = threading.Event()
-    cache = PodCache(settings, api_client(settings), the_agent.peer_changed, stop)
-    the_agent.cached_peers = cache.peers
+    cache = PodCache(settings, api_client(settings), the_agent.peer_changed, stop, clock)
+    the_agent.pod_cache = cache
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()

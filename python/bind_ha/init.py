@@ -13,10 +13,12 @@ from bind_ha.bind import checkconf
 from bind_ha.catalog import catalog_for
 from bind_ha.keys import load_keys, private_write
 from bind_ha.kube import ApiUnavailable, Kube
+from bind_ha.layout import Layout, views
 from bind_ha.peers import SECONDARY
 from bind_ha.render import render, view_for
 from bind_ha.runstate import AppliedZone, RunDir
 from bind_ha.settings import Settings
+from bind_ha.zonestore import ZoneStore
 
 log = logging.getLogger("bind_ha.init")
 LOOKUP_TIMEOUT = 3.0
@@ -31,7 +33,7 @@ def current_leader_address(kube: Kube | None) -> str | None:
     if kube is None:
         return None
     try:
-        record, _version = kube.read_lease(LOOKUP_TIMEOUT)
+        record, _version, _meta = kube.read_lease(LOOKUP_TIMEOUT)
         holder = record.holder if record else None
         return peers.leader_address(kube.list_peers(LOOKUP_TIMEOUT), holder or None)
     except ApiUnavailable as error:
@@ -41,18 +43,20 @@ def current_leader_address(kube: Kube | None) -> str | None:
 
 def initialize(settings: Settings, kube: Kube | None) -> None:
     run = RunDir(settings.run_dir)
-    (settings.data_dir / "zones").mkdir(parents=True, exist_ok=True)
+    store = ZoneStore(settings.data_dir)
+    store.adopt_flat_layout()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     keys = load_keys(settings)
     catalog = catalog_for(settings)
     for error in catalog.refresh().errors:
         log.error("zone source rejected (zone left out until fixed): %s", error)
+    layout = Layout(serving=store.serving(), role=SECONDARY)
+    leader = current_leader_address(kube)
     view = view_for(
         settings,
         keys,
-        role=SECONDARY,
+        views=views(layout, leader=leader, writable=frozenset()),
         zones=tuple(catalog.specs()),
-        primary_address=current_leader_address(kube),
         peers=(),
     )
     private_write(run.named_conf, render(view))
@@ -60,7 +64,8 @@ def initialize(settings: Settings, kube: Kube | None) -> None:
     if problem is not None:
         raise InitError(f"the first named.conf is invalid: {problem}")
     run.set_role(SECONDARY)
+    run.set_layout(layout.serving, layout.role, layout.staged)
     run.set_valid_until(0.0)
     run.set_zones([AppliedZone(zone.name, zone.dynamic) for zone in view.zones])
     run.clear_markers()
-    log.info("init: %d zone(s), secondary of %s", len(view.zones), view.primary_address or "nobody yet")
+    log.info("init: %d zone(s), secondary of %s", len(view.zones), leader or "nobody yet")

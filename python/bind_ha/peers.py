@@ -24,7 +24,6 @@ PRIMARY = "primary"
 SECONDARY = "secondary"
 ROLES = (PRIMARY, SECONDARY)
 SERIAL_SPACE = 2**32
-MISSING_DATA_FACTOR = 6
 STATUS_MAX_BYTES = 64 * 1024  # of the annotation's text; checked before parsing
 STATUS_FIELDS = ("healthy", "serials")
 # A published serial further than this from the serial this pod serves (either way, in
@@ -170,6 +169,7 @@ class Peer:
     role: str | None  # the role label's value
     status: Status | None
     deleting: bool = False
+    heartbeat: str | None = None  # the leader's announcement of its latest Lease write (MicroTime text)
 
     @property
     def identity(self) -> str:
@@ -227,32 +227,14 @@ def defer_reason(
     *,
     acquirable_for: float,
     lease_duration: float,
-    dynamic_zones: Iterable[str] = (),
 ) -> str | None:
-    """Why we should leave an acquirable Lease to someone else right now, if we should.
-
-    We defer to a healthier, more current peer for one lease duration. If we have no data
-    at all for a dynamic zone that such a peer has, we wait MISSING_DATA_FACTOR times
-    longer: promoting would seed that zone afresh, and the peer's records would be lost
-    when it rejoins.
-    """
+    """Why we should leave an acquirable Lease to someone else right now, if we should: we defer
+    to a healthier, more current peer for one lease duration. (A pod without data for a dynamic
+    zone that held data never stands at all: see leasenotes.may_seed.)"""
     if not mine.healthy:
         return "this pod's named is not healthy"
-    candidates = list(peers)
-    better = better_candidates(mine, candidates, me)
-    if not better:
-        return None
-    holders = [peer.status.serials for peer in candidates if peer.name in better and peer.status is not None]
-    missing = sorted(
-        zone
-        for zone in dynamic_zones
-        if zone not in mine.serials and any(zone in serials for serials in holders)
-    )
-    if missing and acquirable_for < MISSING_DATA_FACTOR * lease_duration:
-        return (
-            f"deferring to {', '.join(better)}: they have dynamic zone(s) {', '.join(missing)}, this pod none"
-        )
-    if acquirable_for < lease_duration:
+    better = better_candidates(mine, peers, me)
+    if better and acquirable_for < lease_duration:
         return f"deferring to {', '.join(better)} (more current zone serials)"
     return None
 

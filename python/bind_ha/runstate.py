@@ -9,6 +9,8 @@
   releases the Lease at once instead of waiting for its own SIGTERM.
 - lease-released: written by the agent once its peers have every write and the
   Lease is handed over; a primary's supervisor waits for it before stopping named.
+- layout.json: the agent's record of named's views (layout.py), so that an agent
+  restarted beside a running named knows what named runs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ZONES = "zones.json"
 STOPPING = "named-stopping"
 RELEASED = "lease-released"
 NAMED_CONF = "named.conf"
+LAYOUT = "layout.json"
 WAS_PRIMARY = "was-primary"  # in the data directory: this pod's data may hold unreplicated history
 
 
@@ -86,6 +89,24 @@ class RunDir:
         zones = self.zones()
         if zones is not None:
             self.set_zones([AppliedZone(z.name, z.dynamic, False) for z in zones])
+
+    def layout(self) -> dict[str, str | None] | None:
+        """The recorded layout (serving, role, staged), or None if there is none or it is unreadable."""
+        try:
+            data = json.loads((self.path / LAYOUT).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("serving", "role")):
+            return None
+        staged = data.get("staged")
+        return {
+            "serving": data["serving"],
+            "role": data["role"],
+            "staged": staged if isinstance(staged, str) else None,
+        }
+
+    def set_layout(self, serving: str, role: str, staged: str | None) -> None:
+        atomic_write(self.path / LAYOUT, json.dumps({"serving": serving, "role": role, "staged": staged}))
 
     @property
     def named_conf(self) -> Path:

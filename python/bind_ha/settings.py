@@ -29,7 +29,7 @@ ENVIRONMENT: dict[str, tuple[str, str | None]] = {
     "BIND_HA_PEER_SELECTOR": ("label selector matching every pod of this release", None),
     "BIND_HA_LABEL_PREFIX": ("prefix of the role label and status annotation", "bind-ha.io"),
     "BIND_HA_LEASE_DURATION": ("seconds a follower waits after the last renewal it saw", "10"),
-    "BIND_HA_RENEW_DEADLINE": ("seconds a leader may go without renewing before it fences itself", "7"),
+    "BIND_HA_RENEW_DEADLINE": ("seconds a leader may go without renewing before it fences itself", "6"),
     "BIND_HA_RETRY_PERIOD": ("seconds between election attempts (jittered up to +20%)", "2"),
     "BIND_HA_DNS_PORT": ("port named answers DNS on, in this pod and its peers", "5353"),
     "BIND_HA_LISTEN_ADDRESS": ("address named listens on ('any' for every address)", "any"),
@@ -90,6 +90,10 @@ ENVIRONMENT: dict[str, tuple[str, str | None]] = {
     "BIND_HA_ZONE_MAX_RECORDS": ("most lines plus $GENERATE names in one zone source", "250000"),
     "BIND_HA_ZONE_COMPILE_TIMEOUT": ("seconds one named-compilezone run may take", "30"),
     "BIND_HA_ZONE_COMPILE_MEMORY": ("MiB of data one named-compilezone run may use", "512"),
+    "BIND_HA_TERMINATION_GRACE_PERIOD": (
+        "grace period left when named gets SIGTERM: a stopping primary hands over within it",
+        "30",
+    ),
     "BIND_HA_KUBECONFIG": ("kubeconfig path; empty means in-cluster service-account credentials", ""),
     "BIND_HA_LOG_FORMAT": ("text or json", "text"),
     "BIND_HA_LOG_LEVEL": ("info, or debug for one line per round", "info"),
@@ -111,6 +115,15 @@ MAX_SECONDS = 2**31 - 1  # the Lease's leaseDurationSeconds is an int32
 
 class SettingsError(ValueError):
     """An environment variable is missing or invalid; the message names it."""
+
+
+# Seconds from a passed renew deadline until every dynamic zone refuses updates: the named
+# supervisor looks every 0.25 s and one `rndc freeze` of every zone takes tens of milliseconds
+# (35 ms with 100 zones here); the rest is room for a loaded node. make bench measures it.
+FENCE_LATENCY = 0.5
+# Of the termination grace period, what a stopping primary keeps for itself after waiting for
+# a peer to catch up: writing the Lease (a request timeout at most) and stopping named.
+HANDOVER_RESERVE = 5.0
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,7 @@ class Settings:
     transfer_key_name: str
     update_key_name: str
     serial_margin: int
+    termination_grace_period: float
     kubeconfig: str
     log_format: str
     log_level: str
@@ -191,6 +205,12 @@ class Settings:
     @property
     def heartbeat_annotation(self) -> str:
         return f"{self.label_prefix}/heartbeat"
+
+    @property
+    def handover_wait(self) -> float:
+        """How long a stopping primary may wait for a peer to catch up: the grace period less
+        what it needs afterwards (at least one second)."""
+        return max(1.0, self.termination_grace_period - HANDOVER_RESERVE)
 
 
 class _Reader:
@@ -261,11 +281,28 @@ class _Reader:
 
 
 def validate_timing(timing: Timing) -> None:
-    """client-go's rules: leaseDuration > renewDeadline > 1.2 x retryPeriod."""
+    """client-go's rules, leaseDuration > renewDeadline > 1.2 x retryPeriod, and one of ours.
+
+    A leader stops taking writes at most renewDeadline + FENCE_LATENCY after the *start* of
+    its last successful renewal; a follower takes over leaseDuration after its read of that
+    renewal *returned*. That alone needs leaseDuration - renewDeadline > FENCE_LATENCY. We
+    also cover one request timeout (renewDeadline / 2): a follower stamping its observation
+    before its read (as agents before this rule did, e.g. during a rolling upgrade) could be
+    early by that much.
+    """
     if not timing.lease_duration > timing.renew_deadline:
         raise SettingsError(
             f"BIND_HA_LEASE_DURATION ({timing.lease_duration:g}) must be greater than "
             f"BIND_HA_RENEW_DEADLINE ({timing.renew_deadline:g})"
+        )
+    margin = timing.lease_duration - timing.renew_deadline
+    needed = timing.request_timeout + FENCE_LATENCY
+    if not margin > needed:
+        raise SettingsError(
+            f"BIND_HA_LEASE_DURATION ({timing.lease_duration:g}) - BIND_HA_RENEW_DEADLINE "
+            f"({timing.renew_deadline:g}) = {margin:g}s must be greater than the longest API request "
+            f"(BIND_HA_RENEW_DEADLINE / 2 = {timing.request_timeout:g}s) plus the fence latency "
+            f"({FENCE_LATENCY:g}s) = {needed:g}s: shorten the renew deadline or lengthen the lease"
         )
     if not timing.renew_deadline > 1.2 * timing.retry_period:
         raise SettingsError(
@@ -294,6 +331,9 @@ def load(env: Mapping[str, str]) -> Settings:
     margin = int(raw_margin)
     zones_dir = read.text("BIND_HA_ZONES_DIR")
     transfer_key, update_key, clients = _tsig_names(read)
+    grace = read.parsed("BIND_HA_TERMINATION_GRACE_PERIOD", float, "a number of seconds")
+    if not 0 <= grace < 2**31:
+        raise SettingsError(f"BIND_HA_TERMINATION_GRACE_PERIOD={grace:g} must be between 0 and 2^31 seconds")
     return Settings(
         pod_name=read.matching("POD_NAME", DNS_SUBDOMAIN, "a pod name (DNS subdomain)"),
         pod_uid=read.matching("POD_UID", POD_UID, "a pod UID"),
@@ -322,6 +362,7 @@ def load(env: Mapping[str, str]) -> Settings:
         transfer_key_name=transfer_key,
         update_key_name=update_key,
         serial_margin=margin,
+        termination_grace_period=grace,
         kubeconfig=read.text("BIND_HA_KUBECONFIG"),
         log_format=read.choice("BIND_HA_LOG_FORMAT", ("text", "json")),
         log_level=read.choice("BIND_HA_LOG_LEVEL", ("info", "debug")),

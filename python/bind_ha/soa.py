@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.tsigkeyring
+
+if TYPE_CHECKING:
+    from bind_ha.keys import TsigKey
 
 
 @dataclass(frozen=True)
@@ -19,9 +25,14 @@ class SoaAnswer:
     answered: bool = True  # False when the server did not answer at all
 
 
-def ask(zone: str, address: str, port: int, timeout: float = 1.0) -> SoaAnswer:
+def ask(zone: str, address: str, port: int, timeout: float = 1.0, key: TsigKey | None = None) -> SoaAnswer:
+    """Ask for zone's SOA without recursion; signed with key when given (a named view may
+    answer only signed questions)."""
     query = dns.message.make_query(zone, dns.rdatatype.SOA)
     query.flags &= ~dns.flags.RD
+    if key is not None:
+        keyring = dns.tsigkeyring.from_text({key.name: (key.algorithm, key.secret)})
+        query.use_tsig(keyring, keyname=dns.name.from_text(key.name))
     try:
         reply = dns.query.udp(query, address, port=port, timeout=timeout)
     except (OSError, dns.exception.DNSException) as error:

@@ -2,15 +2,17 @@
 
 The fence covers a dead or hung agent: if this pod's BIND is primary and the
 agent's "valid until" mark (CLOCK_MONOTONIC, shared by the pod's containers)
-has passed, every dynamic zone is frozen, so updates are REFUSED while queries
-are still answered. Once the mark is renewed the zones are thawed again. The
-mark is only renewed by a leader, so a stale primary stops taking writes no
-later than renewDeadline after its last renewal, before any other pod can
-acquire the Lease (leaseDuration).
+has passed, every dynamic zone is frozen (one `rndc freeze` for all of them),
+so updates are REFUSED while queries are still answered. Once the mark is
+renewed the zones are thawed again. The mark is only renewed by a leader, so a
+stale primary stops taking writes no later than renewDeadline + CHECK_INTERVAL
++ one rndc command after its last renewal, before any other pod can acquire
+the Lease (leaseDuration; settings.validate_timing keeps the margin).
 
 On SIGTERM it freezes dynamic zones and tells the agent (named-stopping); a
-primary keeps serving transfers until the agent has let its peers catch up and
-released the Lease (lease-released), then named stops.
+primary keeps serving transfers until the agent has let a peer catch up and
+released the Lease (lease-released), for at most the termination grace period
+less NAMED_STOP_RESERVE, then named stops.
 
 It also answers the named container's probes over HTTP (BIND_HA_PROBE_PORT):
 /started, /readyz and /livez (bind_ha.probe), and /zones, the applied zones the `helm
@@ -25,12 +27,11 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
 from bind_ha import probe
-from bind_ha.bind import Bind
+from bind_ha.bind import Bind, BindError
 from bind_ha.clock import Clock, SystemClock
 from bind_ha.health import Probe, Route, Routes, serve_routes
 from bind_ha.peers import PRIMARY
@@ -40,6 +41,7 @@ from bind_ha.startup import load_settings, local_bind
 
 log = logging.getLogger("bind_ha.supervisor")
 CHECK_INTERVAL = 0.25
+NAMED_STOP_RESERVE = 2.0  # seconds of the grace period left for named itself to stop
 
 
 @dataclass
@@ -58,22 +60,31 @@ class Fence:
         """Freeze on every check while stale (idempotent, and it undoes a thaw that raced
         with the deadline); thaw once when the agent renews again."""
         if self.stale():
-            frozen = self._each_dynamic(self.bind.freeze)
+            frozen = self._freeze()
             if frozen and not self.engaged:
                 log.warning("fence engaged: primary without a renewed Lease; dynamic zones frozen")
             self.engaged = self.engaged or frozen
         elif self.engaged:
-            self._each_dynamic(self.bind.thaw)
+            try:
+                self.bind.thaw_all()
+            except BindError as error:
+                log.error("thaw: %s", error)
+                return
             self.engaged = False
             log.info("fence released: the agent renewed the Lease")
 
     def freeze_if_primary(self) -> None:
         if self.run.role() == PRIMARY:
-            self._each_dynamic(self.bind.freeze)
+            self._freeze()
 
-    def _each_dynamic(self, action: Callable[[str], None]) -> bool:
-        """Apply action to every dynamic zone of the applied config; True if all succeeded."""
-        return self.bind.each(action, [zone.name for zone in self.run.zones() or [] if zone.dynamic])
+    def _freeze(self) -> bool:
+        """Freeze every zone with one command; True when named confirmed it."""
+        try:
+            self.bind.freeze_all()
+        except BindError as error:
+            log.error("freeze: %s", error)
+            return False
+        return True
 
 
 @dataclass
@@ -136,6 +147,7 @@ def supervise(
             return 1
         stop.wait(0.2)
     fence.run.unsync()  # what named loads from disk may be old until it catches up again
+    fence.run.clear_markers()  # a previous named's stop (and its handover) is not this one's
     named = subprocess.Popen(named_argv)
     if probes is not None:
         probes.named = named
@@ -175,4 +187,6 @@ def main(routes: Routes | None = None) -> int:
     probes = NamedProbes(run, settings.local_dns_address, settings.dns_port)
     probes.serve(settings, routes)  # first: the kubelet probes from the container's start on
     argv = ["named", "-g", "-c", str(run.named_conf)]
-    return supervise(argv, Fence(run=run, bind=local_bind(settings), clock=SystemClock()), probes=probes)
+    handover_wait = max(1.0, settings.termination_grace_period - NAMED_STOP_RESERVE)
+    fence = Fence(run=run, bind=local_bind(settings), clock=SystemClock())
+    return supervise(argv, fence, probes=probes, handover_wait=handover_wait)

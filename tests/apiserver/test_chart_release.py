@@ -229,7 +229,6 @@ def test_notes_commands_work_against_the_api(cluster: Cluster, production: str) 
 ALLOWED = [
     ("get", f"leases.coordination.k8s.io/{LEASE}"),
     ("update", f"leases.coordination.k8s.io/{LEASE}"),
-    ("patch", f"leases.coordination.k8s.io/{LEASE}"),
     ("create", "leases.coordination.k8s.io"),
     ("list", "pods"),
     ("watch", "pods"),
@@ -241,6 +240,7 @@ DENIED = [
     ("update", "leases.coordination.k8s.io/another-lease"),
     ("get", "leases.coordination.k8s.io/another-lease"),
     ("delete", f"leases.coordination.k8s.io/{LEASE}"),
+    ("patch", f"leases.coordination.k8s.io/{LEASE}"),  # renewals PUT the whole Lease
     ("list", "leases.coordination.k8s.io"),
     ("get", "secrets"),
     ("get", f"secrets/{FULLNAME}-tsig"),
@@ -312,7 +312,7 @@ def test_install_upgrade_uninstall_keeps_the_tsig_keys(cluster: Cluster, tmp_pat
             *MINIMAL_ZONES,
             {"name": "dyn.example.com", "type": "dynamic", "nameservers": ["ns1.example.com."]},
         ],
-        "election": {"leaseDurationSeconds": 4, "renewDeadlineSeconds": 3, "retryPeriodSeconds": 1},
+        "election": {"leaseDurationSeconds": 4, "renewDeadlineSeconds": 2, "retryPeriodSeconds": 1},
         "metrics": {"enabled": True},
         "service": {"dns": {"type": "NodePort"}},
     }

@@ -25,7 +25,7 @@ from bind_ha import peers, zonefiles
 from bind_ha.bind import Bind
 from bind_ha.clients import parse_clients
 from bind_ha.keys import TsigKey
-from bind_ha.render import NamedView, render
+from bind_ha.render import BLUE, NamedView, ViewSpec, render, zone_directory
 from bind_ha.settings import RateLimit
 from bind_ha.zonemodel import parse_zones
 from tests.harness.named import NamedInstance, NamedSet, new_secret
@@ -56,9 +56,11 @@ class Server:
         specs = parse_zones([STATIC, DYNAMIC], "zones.yaml")
         for spec in specs:
             canonical = zonefiles.canonicalize(spec, workdir=workdir / "scratch")
-            zonefiles.write_raw(canonical, 1, workdir / "data" / "zones")
+            zonefiles.write_raw(canonical, 1, workdir / "data" / zone_directory(BLUE))
+        dynamic = frozenset(spec.name for spec in specs if spec.dynamic)
         view = NamedView(
-            identity="t/u", role="primary", zones=tuple(specs), primary_address=None, peers=(),
+            identity="t/u", views=(ViewSpec(BLUE, "primary", writable=dynamic),), zones=tuple(specs),
+            peers=(),
             keys=tuple(self.keys.values()), transfer_key="xfr", update_key="upd",
             rndc_key_name=instance.rndc_key.name, dns_port=instance.port,
             listen_address=instance.address, control_address=instance.address,

@@ -14,7 +14,7 @@ EXPECTED_RULES = [
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],
         "resourceNames": [f"{FULLNAME}-leader"],
-        "verbs": ["get", "update", "patch"],
+        "verbs": ["get", "update"],
     },
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},

@@ -189,7 +189,8 @@ def test_environment_of_init_agent_and_named() -> None:
             f"{k}={v}" for k, v in sorted(SELECTOR_LABELS.items())
         )
         assert env["BIND_HA_LEASE_DURATION"] == "10"
-        assert env["BIND_HA_RENEW_DEADLINE"] == "7"
+        assert env["BIND_HA_RENEW_DEADLINE"] == "6"
+        assert env["BIND_HA_TERMINATION_GRACE_PERIOD"] == "25"  # 30 less the 5 s preStop delay
         assert env["BIND_HA_RETRY_PERIOD"] == "2"
         assert env["BIND_HA_DNS_PORT"] == "5353"
         assert env["BIND_HA_ZONES_FILE"] == "/etc/bind-ha/zones/zones.yaml"
@@ -207,7 +208,9 @@ def test_environment_of_init_agent_and_named() -> None:
 def test_environment_follows_values() -> None:
     manifests = render(
         {
-            "election": {"leaseDurationSeconds": 4, "renewDeadlineSeconds": 3, "retryPeriodSeconds": 1.5},
+            "election": {"leaseDurationSeconds": 4, "renewDeadlineSeconds": 2, "retryPeriodSeconds": 1.5},
+            "terminationGracePeriodSeconds": 60,
+            "shutdownDelaySeconds": 8,
             "tsig": {"algorithm": "hmac-sha512", "transferKeyName": "xfr", "updateKeyName": "upd"},
             "zonesConfigMap": "my-zones",
             "zonesDirType": "dynamic",
@@ -217,9 +220,10 @@ def test_environment_follows_values() -> None:
     env = manifests.env("agent")
     assert (env["BIND_HA_LEASE_DURATION"], env["BIND_HA_RENEW_DEADLINE"], env["BIND_HA_RETRY_PERIOD"]) == (
         "4",
-        "3",
+        "2",
         "1.5",
     )
+    assert env["BIND_HA_TERMINATION_GRACE_PERIOD"] == "52"  # what is left when named gets SIGTERM
     assert env["BIND_HA_TSIG_ALGORITHM"] == "hmac-sha512"
     assert (env["BIND_HA_TRANSFER_KEY_NAME"], env["BIND_HA_UPDATE_KEY_NAME"]) == ("xfr", "upd")
     assert env["BIND_HA_ZONES_DIR"] == "/etc/bind-ha/zones.d"

@@ -28,6 +28,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any], list[str]]] = [
         {"election": {"leaseDurationSeconds": 10, "renewDeadlineSeconds": 6, "retryPeriodSeconds": 5}},
         ["election.renewDeadlineSeconds", "election.retryPeriodSeconds"],
     ),
+    (
+        "no room for a request timeout and the fence between renew deadline and lease",
+        {"election": {"leaseDurationSeconds": 10, "renewDeadlineSeconds": 7}},
+        ["election.leaseDurationSeconds (10)", "election.renewDeadlineSeconds (7)", "4 s"],
+    ),
     ("zero retry period", {"election": {"retryPeriodSeconds": 0}}, ["retryPeriodSeconds"]),
     ("unknown anti-affinity mode", {"antiAffinity": "sometimes"}, ["antiAffinity"]),
     (
@@ -125,8 +130,8 @@ def test_template_checks_hold_without_the_schema(values: dict[str, Any], field: 
 @pytest.mark.parametrize(
     "values",
     [
-        {"election": {"leaseDurationSeconds": 4, "renewDeadlineSeconds": 3, "retryPeriodSeconds": 2.4}},
-        {"election": {"leaseDurationSeconds": 15, "renewDeadlineSeconds": 10, "retryPeriodSeconds": 2}},
+        {"election": {"leaseDurationSeconds": 4, "renewDeadlineSeconds": 2, "retryPeriodSeconds": 1.6}},
+        {"election": {"leaseDurationSeconds": 20, "renewDeadlineSeconds": 12, "retryPeriodSeconds": 2}},
         {
             "zones": [
                 {**ZONE, "name": "2.0.192.in-addr.arpa"},

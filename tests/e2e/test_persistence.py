@@ -2,7 +2,8 @@
 
 - With `persistence.enabled`, every pod deleted at once: the records added by signed updates
   are served by every new pod (each pod's zone file and journal are on its own volume).
-- Without it, the same deletion reseeds the dynamic zones from values, as the README warns.
+- Without it, the same deletion loses the records; no pod becomes primary until an operator
+  asks for a reseed, which seeds the dynamic zone from values again.
 - `helm uninstall` leaves exactly what the README's "Uninstalling" table lists.
 """
 
@@ -10,14 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from pytest_helm_charts.clusters import Cluster
 
 from tests.e2e.conftest import MEASURED
 from tests.harness.release import Kube, Release, wait_for
-from tests.harness.scenarios import Scenario, settle
+from tests.harness.scenarios import DYNAMIC, Scenario, settle
 from tests.harness.tools import REPO
 
 RECOVERY_TIMEOUT = 300
@@ -66,19 +67,47 @@ def test_dynamic_data_survives_deleting_every_pod_at_once(persistent: Scenario) 
     assert missing == {}
 
 
-def test_without_persistence_deleting_every_pod_reseeds_the_zones(
+def standing_aside(release: Release, old_uids: Sequence[str]) -> set[str]:
+    """The new pods (not in old_uids) whose agent posted a StandingAside Event: no copy of a
+    dynamic zone that held data, so not a candidate."""
+    events = release.kube.get(release.namespace, "events", "--field-selector", "reason=StandingAside")
+    return {
+        event["involvedObject"]["name"]
+        for event in events["items"]
+        if event["involvedObject"].get("uid") not in old_uids
+    }
+
+
+def test_without_persistence_losing_every_pod_leaves_no_primary_until_a_reseed(
     kube: Kube, kube_cluster: Cluster, image: str
 ) -> None:
     """What the README's troubleshooting table warns about: without volumes, a dynamic zone
-    outlives pods only while one of them keeps it (the others transfer it from that one)."""
+    outlives pods only while one of them keeps it. Once every copy is gone, no election seeds
+    it again on its own (that would pass an empty zone off as the real one): the new pods stand
+    aside, without a primary, until an operator asks for a reseed on the Lease."""
     scenario = Scenario.install(kube, image, prefix="e2e-nopersist")
+    release = scenario.release
     try:
         written = write_records(scenario, "gone")
-        delete_every_pod(scenario.release)
+        uids = [pod["metadata"]["uid"] for pod in release.pods()]
+        kube.kubectl("-n", release.namespace, "delete", "pod", "-l", release.selector, "--wait=false")
+        wait_for(
+            "every new pod to stand aside",
+            lambda: len(standing_aside(release, uids)) == 3,
+            timeout=RECOVERY_TIMEOUT,
+        )
+        assert release.primaries() == [], release.roles()
+        lease = f"{release.fullname}-leader"
+        kube.kubectl("-n", release.namespace, "annotate", "lease", lease, f"bind-ha.io/reseed={DYNAMIC}")
+        release.wait_one_primary(timeout=RECOVERY_TIMEOUT)
+        release.wait_all_ready(gone=uids, timeout=RECOVERY_TIMEOUT)
         scenario.wait_services()
         missing = scenario.lost_names(written, "gone", timeout=5)
-        assert set(missing) == set(scenario.release.roles()), missing
+        assert set(missing) == set(release.roles()), missing  # the records are gone from every pod
         assert all(sorted(names) == sorted(written) for names in missing.values()), missing
+        annotations = kube.get(release.namespace, "lease", lease)["metadata"].get("annotations", {})
+        assert "bind-ha.io/reseed" not in annotations, annotations  # settled by the new primary
+        assert annotations.get("bind-ha.io/zones-with-data") == DYNAMIC, annotations
     finally:
         scenario.delete()
 

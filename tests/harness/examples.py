@@ -23,3 +23,17 @@ REVERSE_ZONE: dict[str, object] = {
     "records": "80 IN PTR www.example.test.\n",
 }
 EXAMPLE_ZONES: list[dict[str, object]] = [STATIC_ZONE, DYNAMIC_ZONE]
+
+
+def big_zone(name: str, records: int, zone_type: str = "dynamic") -> dict[str, object]:
+    """A zone of `records` A records h0..hN (plus its name server's)."""
+    lines = "\n".join(
+        f"h{index} IN A 10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}" for index in range(records)
+    )
+    return {
+        "name": name,
+        "type": zone_type,
+        "ttl": 300,
+        "nameservers": [f"ns1.{name}."],
+        "records": "ns1 IN A 192.0.2.1\n" + lines + "\n",
+    }

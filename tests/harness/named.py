@@ -133,7 +133,8 @@ class NamedInstance:
             f' allow {{ {self.address}; }} keys {{ "{self.rndc_key.name}"; }}; }};\n'
         )
 
-    def start(self, conf: str, *, timeout: float = 30.0) -> None:
+    def start(self, conf: str, *, timeout: float = 30.0, threads: int | None = 1) -> None:
+        """Start named with conf; threads=None lets it use every CPU, as in a pod."""
         self.conf_path.write_text(conf)
         check = subprocess.run(
             [tool("named-checkconf"), str(self.conf_path)], check=False, capture_output=True, text=True
@@ -142,7 +143,7 @@ class NamedInstance:
             raise StartupError(f"{self.name}: named.conf invalid: {check.stdout}{check.stderr}")
         self.process = processes.start(
             f"named-{self.name}",
-            [tool("named"), "-g", "-n", "1", "-c", str(self.conf_path)],
+            [tool("named"), "-g", *(["-n", str(threads)] if threads else []), "-c", str(self.conf_path)],
             self.workdir / "named.log",
         )
         processes.wait_until(

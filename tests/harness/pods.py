@@ -53,8 +53,10 @@ UPDATE_KEY = "bind-ha-update"
 @dataclass(frozen=True)
 class Timing:
     lease_duration: float = 10
-    renew_deadline: float = 7
+    renew_deadline: float = 6
     retry_period: float = 2
+    # terminationGracePeriodSeconds: a stopping primary waits up to this less 5 s for a peer
+    termination_grace: float = 20
 
 
 # Pods the chart's Role lets the agents patch (by name, from replicaCount): the bench runs 5.
@@ -142,6 +144,7 @@ class LocalPod:
             "BIND_HA_LEASE_DURATION": str(release.timing.lease_duration),
             "BIND_HA_RENEW_DEADLINE": str(release.timing.renew_deadline),
             "BIND_HA_RETRY_PERIOD": str(release.timing.retry_period),
+            "BIND_HA_TERMINATION_GRACE_PERIOD": str(release.timing.termination_grace),
             "BIND_HA_DNS_PORT": str(DNS_PORT),
             "BIND_HA_LISTEN_ADDRESS": self.address,
             "BIND_HA_LOCAL_DNS_ADDRESS": self.address,
@@ -158,6 +161,7 @@ class LocalPod:
             "BIND_HA_UPDATE_KEY_NAME": UPDATE_KEY,
             "BIND_HA_KUBECONFIG": str(self.kubeconfig),
             "BIND_HA_LOG_LEVEL": "debug",
+            "BIND_HA_SERIAL_MARGIN": str(release.serial_margin),
         }
 
     # ---- the Pod object ----
@@ -200,6 +204,13 @@ class LocalPod:
 
     def role_label(self) -> str | None:
         return self.labels().get(ROLE_LABEL)
+
+    def serving_view(self) -> str:
+        """The named view serving this pod's zones (the agent records it in its data directory)."""
+        try:
+            return (self.data_dir / "serving-view").read_text().strip()
+        except FileNotFoundError:
+            return "blue"
 
     def role_file(self) -> str | None:
         try:
@@ -292,11 +303,13 @@ class LocalPod:
         self._reap()
 
     def stop(self) -> None:
-        """Graceful: SIGTERM named's supervisor first (as the kubelet does), then the agent."""
+        """Graceful: SIGTERM named's supervisor first (as the kubelet does), then the agent, each
+        killed if still running after the grace period."""
+        grace = self.release.timing.termination_grace + 2
         if self.supervisor is not None:
-            self.supervisor.stop(timeout=20)
+            self.supervisor.stop(timeout=grace)
         if self.agent is not None:
-            self.agent.stop(timeout=20)
+            self.agent.stop(timeout=grace)
         self._reap()
 
     def _reap(self) -> None:
@@ -319,6 +332,15 @@ class LocalPod:
     def agent_alive(self) -> bool:
         return self.agent is not None and self.agent.alive()
 
+    def wait_for_log(self, text: str, *, timeout: float = 30, what: str = "agent") -> None:
+        """Wait until the agent's (or named's) log, over every start, contains text."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text(what):
+            assert time.monotonic() < deadline, (
+                f"{self.name} never logged {text!r}:\n{self.log_text(what)[-3000:]}"
+            )
+            time.sleep(0.1)
+
     def log_text(self, what: str = "agent") -> str:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted((self.root / "logs").glob(f"{what}.*.log"))
@@ -336,6 +358,7 @@ class LocalRelease:
     allocator: LoopbackAllocator
     timing: Timing = field(default_factory=Timing)
     zones_dir_type: str = "static"
+    serial_margin: int = 1000
     pods: list[LocalPod] = field(default_factory=list)
 
     @property
@@ -536,6 +559,11 @@ class LocalRelease:
         return "\n".join(out)
 
     def stop_all(self) -> None:
+        """Tear the release down as `helm uninstall` would: the Pod objects go first, so no
+        stopping primary waits for a peer that is going away too."""
+        for pod in self.pods:
+            with contextlib.suppress(kubernetes.client.ApiException):
+                self.core.delete_namespaced_pod(pod.name, self.namespace, grace_period_seconds=0)
         for pod in self.pods:
             pod.stop()
             if pod.proxy is not None:

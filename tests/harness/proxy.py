@@ -2,8 +2,14 @@
 
 Modes: "forward" (normal), "hang" (connections are accepted and requests read
 but nothing is forwarded or answered: every call times out), "refuse" (every
-connection is closed at once). TLS passes through untouched; the proxy listens
-on 127.0.0.1, which the API server's certificate names.
+connection is closed at once). freeze_existing() makes the connections open now
+go silent (half-open, as after a lost NAT entry) while new ones are forwarded.
+TLS passes through untouched; the proxy listens on 127.0.0.1, which the API
+server's certificate names.
+
+Each hung request is recorded (hung_requests): from the first byte the client
+sent after the mode became "hang" until the client gave up and closed the
+connection, which is how long the agent let that request run.
 """
 
 from __future__ import annotations
@@ -11,8 +17,20 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
+from dataclasses import dataclass
 
 FORWARD, HANG, REFUSE = "forward", "hang", "refuse"
+
+
+@dataclass
+class HungRequest:
+    started: float  # monotonic: first byte the client sent while hung
+    ended: float | None = None  # monotonic: the client closed the connection
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
 
 
 class ApiProxy:
@@ -22,8 +40,10 @@ class ApiProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._sockets: set[socket.socket] = set()
+        self._frozen: set[socket.socket] = set()  # client sockets whose traffic is dropped
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self.hung_requests: list[HungRequest] = []
         threading.Thread(target=self._accept, daemon=True, name=f"proxy-{self.port}").start()
 
     @property
@@ -34,6 +54,12 @@ class ApiProxy:
         self.mode = mode
         if mode == REFUSE:
             self._close_all()
+
+    def freeze_existing(self) -> None:
+        """Every connection open now stops delivering anything, in both directions, without
+        being closed; connections opened later are forwarded normally."""
+        with self._lock:
+            self._frozen |= self._sockets
 
     def close(self) -> None:
         self._closed.set()
@@ -62,6 +88,7 @@ class ApiProxy:
                 continue
             self._track(client)
             if self.mode == HANG:
+                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
                 continue  # held open, never answered
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
@@ -70,20 +97,42 @@ class ApiProxy:
                 continue
             upstream.settimeout(None)
             self._track(upstream)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, watched in ((client, upstream, client), (upstream, client, client)):
+                threading.Thread(target=self._pump, args=(source, sink, watched), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _swallow(self, client: socket.socket) -> None:
+        """A connection accepted while hanging: read and drop what the client sends."""
+        request: HungRequest | None = None
+        try:
+            while client.recv(65536):
+                if request is None:
+                    request = HungRequest(time.monotonic())
+                    self.hung_requests.append(request)
+        except OSError:
+            pass
+        if request is not None:
+            request.ended = time.monotonic()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, client: socket.socket) -> None:
+        request: HungRequest | None = None
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                if client in self._frozen:
+                    continue  # half-open: nothing gets through, nothing is closed
                 if self.mode == HANG:
+                    if source is client and request is None:
+                        request = HungRequest(time.monotonic())
+                        self.hung_requests.append(request)
                     continue  # swallowed: the caller waits until its own timeout
                 sink.sendall(data)
         except OSError:
             pass
         finally:
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_WR)
+            if request is not None and request.ended is None:
+                request.ended = time.monotonic()
+            if client not in self._frozen:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)

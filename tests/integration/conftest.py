@@ -11,6 +11,7 @@ import pytest
 
 from tests.harness.cluster import LocalCluster
 from tests.harness.examples import EXAMPLE_ZONES
+from tests.harness.monitor import PrimaryLabelMonitor
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import LocalRelease
 
@@ -34,3 +35,14 @@ def release(
         yield local
     finally:
         local.stop_all()
+
+
+@pytest.fixture
+def monitor(release: LocalRelease, api_client: kubernetes.client.ApiClient) -> Iterator[PrimaryLabelMonitor]:
+    """The most pods ever labelled primary at once, for the whole test."""
+    watcher = PrimaryLabelMonitor(api_client, release.namespace)
+    watcher.start()
+    try:
+        yield watcher
+    finally:
+        watcher.stop()

@@ -14,7 +14,7 @@ from bind_ha.keys import load_keys
 from bind_ha.kube import Kube, api_client
 from bind_ha.metrics import Metrics
 from bind_ha.peers import PRIMARY
-from bind_ha.render import view_for
+from bind_ha.render import BLUE, ViewSpec, view_for
 from bind_ha.roles import ConfigRejected, LocalBind
 from bind_ha.runstate import RunDir
 from bind_ha.startup import local_bind
@@ -41,10 +41,10 @@ def test_a_rejected_rendering_keeps_the_running_config_and_is_reported(release: 
         run=RunDir(settings.run_dir),
         metrics=metrics,
         clock=SystemClock(),
-        events=lambda reason, message, warning: kube.event(reason, message, warning=warning),
+        events=lambda reason, message, warning: kube.event(reason, message, warning=warning, timeout=5),
     )
     broken_zone = ZoneSpec(name='unterminated"quote', type="static", text="", origin="test")
-    view = view_for(settings, local.keys, role=PRIMARY, zones=(broken_zone,), primary_address=None, peers=())
+    view = view_for(settings, local.keys, views=(ViewSpec(BLUE, PRIMARY),), zones=(broken_zone,), peers=())
     for _attempt in range(2):
         with pytest.raises(ConfigRejected):
             local.apply(view)

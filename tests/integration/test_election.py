@@ -22,13 +22,22 @@ def test_exactly_one_primary_and_labels_and_role_files_agree(release: LocalRelea
     for pod in pods:
         pod.start()
     leader = release.wait_for_leader()
-    time.sleep(3)  # a retry period or so: labels and role files of the followers settle
+
+    def agreed() -> list[tuple[str, str | None, str | None]]:
+        """(pod, role file, role label) of every pod that does not agree with the Lease yet."""
+        expected = {pod.name: "primary" if pod is leader else "secondary" for pod in pods}
+        return [
+            (pod.name, pod.role_file(), pod.role_label())
+            for pod in pods
+            if (pod.role_file(), pod.role_label()) != (expected[pod.name],) * 2
+        ]
+
+    deadline = time.monotonic() + 4 * release.timing.retry_period + 5  # followers label themselves
+    while disagreeing := agreed():
+        assert time.monotonic() < deadline, f"roles never settled: {disagreeing}\n{release.logs_tail()}"
+        time.sleep(0.1)
     assert release.primary_labelled() == [leader.name]
     assert release.holder() == leader.identity
-    for pod in pods:
-        expected = "primary" if pod is leader else "secondary"
-        assert pod.role_file() == expected, pod.name
-        assert pod.role_label() == expected, pod.name
 
 
 def test_a_primary_label_set_by_hand_is_corrected_within_a_retry_period(release: LocalRelease) -> None:

@@ -6,9 +6,7 @@ import datetime
 import signal
 import threading
 import time
-from collections.abc import Iterator
 
-import kubernetes
 import pytest
 
 from tests.harness import dnsclient
@@ -19,16 +17,6 @@ from tests.harness.proxy import HANG, REFUSE
 
 def update_key(release: LocalRelease) -> tuple[str, str]:
     return UPDATE_KEY, release.secret("update-secret")
-
-
-@pytest.fixture
-def monitor(release: LocalRelease, api_client: kubernetes.client.ApiClient) -> Iterator[PrimaryLabelMonitor]:
-    watcher = PrimaryLabelMonitor(api_client, release.namespace)
-    watcher.start()
-    try:
-        yield watcher
-    finally:
-        watcher.stop()
 
 
 def accepted_within(release: LocalRelease, pod: LocalPod, name: str, ip: str, timeout: float) -> float:

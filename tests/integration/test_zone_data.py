@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
-import threading
 import time
 import urllib.request
 
@@ -14,6 +12,7 @@ import kubernetes
 from tests.harness import dnsclient
 from tests.harness.examples import EXAMPLE_ZONES
 from tests.harness.pods import DNS_PORT, HEALTH_PORT, LocalPod, LocalRelease
+from tests.harness.traffic import Writer
 
 
 def identical_everywhere(release: LocalRelease, zone: str, pods: list[LocalPod]) -> list[str]:
@@ -115,40 +114,13 @@ def test_a_crash_after_acknowledged_updates_promotes_the_most_current_pod_and_ne
     assert "only-on-old0" not in names_in(contents) and "later0" in names_in(contents)
 
 
-class Writer(threading.Thread):
-    """Sends signed updates to random pods (secondaries forward); remembers which were acknowledged."""
-
-    def __init__(self, release: LocalRelease, pods: list[LocalPod]) -> None:
-        super().__init__(daemon=True)
-        self.release, self.pods = release, pods
-        self.acknowledged: list[str] = []
-        self.sent = 0
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        chooser = random.Random(7)
-        while not self.halt.is_set():
-            name = f"w{self.sent}"
-            self.sent += 1
-            target = chooser.choice(self.pods)
-            rcode = dnsclient.update(
-                target.address,
-                DNS_PORT,
-                "dyn.test",
-                add={name: "192.0.2.99"},
-                key=self.release.update_key(),
-                timeout=2,
-            )
-            if rcode == "NOERROR":
-                self.acknowledged.append(name)
-            time.sleep(0.005)
-
-
 def test_a_graceful_switchover_under_a_stream_of_updates_loses_no_acknowledged_update(
     release: LocalRelease,
 ) -> None:
     old, survivors = release.start_pods(3)
-    writer = Writer(release, survivors)
+    writer = Writer(
+        lambda: [pod.address for pod in survivors], DNS_PORT, "dyn.test", release.update_key(), "w"
+    )
     writer.start()
     time.sleep(1.5)
     old.stop()  # SIGTERM to named's supervisor, then to the agent, as the kubelet does

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bind_ha import election
-from bind_ha.election import Create, Leadership, LeaseRecord, Observation, Update, Wait
+from bind_ha.election import Create, Leadership, LeaseMeta, LeaseRecord, Observation, Update, Wait
 from bind_ha.settings import Timing
 
 TIMING = Timing(lease_duration=10, renew_deadline=7, retry_period=2)
@@ -45,12 +45,24 @@ def test_expiry_restarts_when_the_record_changes_not_when_it_is_merely_reread() 
     first = election.observe(None, record("b", renewed=0), "1", now=100.0)
     reread = election.observe(first, record("b", renewed=0), "1", now=105.0)
     assert reread.changed_at == 100.0
-    rewritten = election.observe(reread, record("b", renewed=0), "2", now=105.5)  # same content, new write
-    assert rewritten.changed_at == 105.5
 
     renewed = election.observe(reread, record("b", renewed=2), "2", now=106.0)
     assert renewed.changed_at == 106.0
     assert election.held_by_other(renewed, "a", now=115.9, timing=TIMING)
+
+
+def test_a_label_or_annotation_edit_is_no_renewal_but_the_next_write_carries_it() -> None:
+    """client-go compares the leader record, not the resourceVersion: a GitOps label edit of the
+    Lease of a dead leader must not keep it alive."""
+    first = election.observe(None, record("b", renewed=0), "1", now=100.0)
+    edited = election.observe(
+        first, record("b", renewed=0), "2", now=105.0, meta=LeaseMeta(labels={"team": "dns"})
+    )
+    assert edited.changed_at == 100.0
+    assert edited.version == "2" and edited.meta.labels == {"team": "dns"}
+    assert not election.held_by_other(edited, "a", now=110.0, timing=TIMING)
+    action = plan(edited, "a", now=110.0)
+    assert isinstance(action, Update) and action.version == "2"
 
 
 def test_the_holder_renews_keeping_acquire_time_and_transitions() -> None:

@@ -125,24 +125,3 @@ def test_a_secondary_keeps_following_a_holder_whose_pod_vanished() -> None:
     ]
     assert peers.followed_address(recreated, "b/uid-new", seen) == ("10.0.0.9", ("b/uid-new", "10.0.0.9"))
     assert peers.followed_address(gone, "c/uid-c", None) == (None, None)
-
-
-def test_a_pod_without_a_dynamic_zone_waits_longer_for_a_peer_that_has_it() -> None:
-    mine = Status(True, {"static.test": 5})
-    group = [
-        peer("me", serials={"static.test": 5}),
-        peer("keeper", serials={"static.test": 5, "dyn.test": 9}),
-    ]
-    waiting = peers.defer_reason(
-        mine, group, "me", acquirable_for=30, lease_duration=10, dynamic_zones=["dyn.test"]
-    )
-    assert waiting is not None and "dyn.test" in waiting
-    assert (
-        peers.defer_reason(mine, group, "me", acquirable_for=30, lease_duration=10) is None
-    )  # static: 1 lease
-    assert (
-        peers.defer_reason(
-            mine, group, "me", acquirable_for=60, lease_duration=10, dynamic_zones=["dyn.test"]
-        )
-        is None
-    )  # bounded: never deadlocks

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bind_ha.keys import TsigKey
-from bind_ha.render import NamedView, render
+from bind_ha.render import BLUE, GREEN, NamedView, ViewSpec, render
 from bind_ha.zonemodel import ZoneSpec
 
 STATIC = ZoneSpec(name="example.test", type="static", text="", origin="t")
@@ -15,14 +15,25 @@ KEYS = (
     TsigKey("upd", "hmac-sha256", "dXBkdXBkdXBkdXBk"),
     TsigKey("rndc", "hmac-sha256", "cm5kY3JuZGNybmRj"),
 )
+WRITABLE = frozenset({"dyn.test"})
 
 
-def view(role: str, **changes: object) -> NamedView:
+def serving(
+    role: str, primary_address: str | None = "10.0.0.1", writable: frozenset[str] = WRITABLE
+) -> ViewSpec:
+    return ViewSpec(
+        BLUE, role, primary_address=primary_address, writable=writable if role == "primary" else frozenset()
+    )
+
+
+def view(role: str, *, staged: str | None = None, **changes: object) -> NamedView:
+    views = (serving(role),)
+    if staged is not None:
+        views = (ViewSpec(GREEN, staged, staging=True, primary_address="10.0.0.1"), *views)
     base = NamedView(
         identity="p/u",
-        role=role,
+        views=views,
         zones=(STATIC, DYNAMIC),
-        primary_address="10.0.0.1",
         peers=("10.0.0.2", "10.0.0.3"),
         keys=KEYS,
         transfer_key="xfr",
@@ -55,7 +66,8 @@ def test_a_secondary_follows_the_leader_and_forwards_signed_updates() -> None:
 
 
 def test_a_secondary_with_no_known_leader_points_at_a_dead_loopback_port() -> None:
-    assert 'primaries { 127.0.0.1 port 9 key "xfr"; };' in render(view("secondary", primary_address=None))
+    text = render(view("secondary", views=(serving("secondary", primary_address=None),)))
+    assert 'primaries { 127.0.0.1 port 9 key "xfr"; };' in text
 
 
 def test_transfers_need_a_key_and_recursion_is_off() -> None:
@@ -73,6 +85,23 @@ def test_equal_views_render_equal_text() -> None:
     assert render(view("primary")) == render(view("primary"))
 
 
-def test_while_promoting_only_the_pod_local_key_may_update() -> None:
-    text = render(view("primary", writable=False))
+def test_a_dynamic_zone_not_recorded_as_holding_data_takes_updates_only_from_the_agent() -> None:
+    text = render(view("primary", views=(serving("primary", writable=frozenset()),)))
     assert 'update-policy { grant "rndc" zonesub ANY; };' in text and 'grant "upd"' not in text
+
+
+def test_a_staging_view_comes_first_and_answers_only_the_agents_key() -> None:
+    text = render(view("secondary", staged="primary"))
+    assert text.index('view "green"') < text.index('view "blue"')
+    assert 'match-clients { key "rndc"; };' in text and "match-clients { any; };" in text
+    staged = text[text.index('view "green"') : text.index('view "blue"')]
+    assert 'file "zones/green/dyn.test.db";' in staged and "notify no;" in staged
+    assert 'update-policy { grant "rndc" zonesub ANY; };' in staged and "also-notify" not in staged
+    assert 'file "zones/blue/dyn.test.db";' in text[text.index('view "blue"') :]
+
+
+def test_a_staged_secondary_transfers_but_never_forwards_updates() -> None:
+    text = render(view("primary", staged="secondary"))
+    staged = text[text.index('view "green"') : text.index('view "blue"')]
+    assert staged.count('primaries { 10.0.0.1 port 5353 key "xfr"; };') == 2
+    assert "allow-update-forwarding" not in staged
