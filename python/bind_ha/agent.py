@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bind_ha import election, leasenotes, peers
+from bind_ha import election, leasenotes, peers, requests, steering
 from bind_ha.clock import Clock
 from bind_ha.election import Leadership, LeaseMeta, Observation
 from bind_ha.kube import ApiUnavailable, Conflict, Kube, micro_time
@@ -33,6 +33,7 @@ from bind_ha.peers import PRIMARY, SECONDARY, Peer, Status
 from bind_ha.roles import LocalBind, NoData, PromotionFailed
 from bind_ha.runstate import RunDir
 from bind_ha.settings import Settings
+from bind_ha.steering import Reply
 
 log = logging.getLogger("bind_ha.agent")
 CONFIRM_AFTER = 0.25  # seconds after a heartbeat by when the announced Lease write has landed
@@ -60,6 +61,7 @@ METRICS = (
         "1 for a dynamic zone that held data and of which this pod has no copy (it stands aside)",
     ),
     ("bind_ha_pod_cache_invalidations_total", "counter", "times the pod cache was found stale and re-listed"),
+    ("bind_ha_automation_paused", "gauge", "1 while the Lease says automation is paused (bind-ha pause)"),
 )
 
 
@@ -110,6 +112,16 @@ class AgentState:
     serving_failed_since: float | None = None  # primary whose named has not answered every zone
     beat_missed_since: float | None = None  # the pod cache has not shown the Lease's last renewal
     missing: tuple[str, ...] = ()  # dynamic zones that held data and that this pod lacks
+    # The operator's requests (steering.py): this round's decisions, answers still to write, a
+    # switchover this primary carries out, a failover this pod carries out (and since when).
+    asked: requests.Requests = field(default_factory=requests.Requests)
+    situation: steering.Situation | None = None
+    plan: steering.Plan = field(default_factory=steering.Plan)
+    outbox: steering.Outbox = field(default_factory=steering.Outbox)
+    switching: steering.Switching | None = None
+    takeover: tuple[steering.TakeOver, float] | None = None
+    took_over: tuple[str, tuple[str, ...], float] | None = None
+    failed_failover: tuple[str, str] | None = None
 
 
 class Agent:
@@ -134,6 +146,7 @@ class Agent:
         self.run = run
         self.events = events
         self.pod_cache = pod_cache  # the pod informer; rounds list pods when it is out of sync
+        self.request_keys = requests.Keys(settings.label_prefix)
         self.state = AgentState()
         self.wake = threading.Event()
         for name, kind, text in METRICS:
@@ -207,6 +220,7 @@ class Agent:
         status = self.local.status()  # first: a leader whose named cannot serve must step down
         self._track_serving(status, now)
         pods = self._peers(now)
+        self._steer(pods, status)
         summary = self._lease_round(pods, status)
         changed = self._reconcile_bind(self._leading(), pods)
         leading = self._leading()
@@ -298,7 +312,7 @@ class Agent:
             self.state.acquirable_since = now
         if self.state.released:
             return "released: not a candidate"
-        if holder == me and self._named_failing_too_long(now):
+        if holder == me and self._named_failing_too_long(now) and steering.may_step_down(self.state.asked):
             return self._step_down()
         reason = None
         if holder != me and not held:  # a candidate for an acquirable Lease weighs itself against its peers
@@ -312,13 +326,21 @@ class Agent:
             defer_reason=reason,
         )
         if isinstance(action, election.Wait):
+            self._write_answers()
             return f"follower: {action.reason}"
-        return self._write_lease(action, renewing=holder == me)
+        # Handed the Lease (a switchover or failover): our first write is an acquisition.
+        return self._write_lease(
+            action, renewing=holder == me and self.state.leadership.renewed_at is not None
+        )
 
     def _defer_reason(self, pods: list[Peer], holder: str | None, now: float, status: Status) -> str | None:
         missing = self._missing_data()
         if self.state.handover_until is not None:
             return "handing over: not a candidate"
+        if isinstance(self.state.plan.failover, steering.TakeOver):
+            return None  # an operator's failover names this pod: no pause, deference or standing aside
+        if self.state.plan.take_gate is not None:
+            return self.state.plan.take_gate
         if now < self.state.ineligible_until:
             return self.state.ineligible_reason
         if missing:
@@ -387,9 +409,16 @@ class Agent:
         observation = self.state.observation
         assert observation is not None
         notes = self._notes_to_write(renewing, serving)
+        takeover = self.state.plan.failover if not renewing else None
+        if isinstance(takeover, steering.TakeOver):  # a forced failover seeds what no pod has
+            notes = replace(notes, reseed=notes.reseed | takeover.reseed)
+        replies, resumed = self._pending_answers()
+        annotations = leasenotes.written(observation.meta.annotations, self.settings.label_prefix, notes)
         meta = LeaseMeta(
             labels=observation.meta.labels,
-            annotations=leasenotes.written(observation.meta.annotations, self.settings.label_prefix, notes),
+            annotations=steering.apply_edits(
+                annotations, steering.edits(replies, resumed, self.request_keys)
+            ),
         )
         self._heartbeat(action.record)
         started = self.clock.monotonic()
@@ -399,13 +428,18 @@ class Agent:
             else:
                 version = self.kube.replace_lease(action.record, action.version, meta, self._timeout())
         except Conflict:
+            self._unwritten(replies)
             return "lost a Lease race (409): re-reading next round"
         except ApiUnavailable as error:
+            self._unwritten(replies)
             self.metrics.inc("bind_ha_api_errors_total")
             return f"Lease write failed: {error}"
         self.state.leadership = Leadership(renewed_at=started)
         self.state.observation = Observation(action.record, version, changed_at=started, meta=meta)
         self._noted(notes)
+        self._answered(replies, resumed)
+        if isinstance(takeover, steering.TakeOver):
+            self.state.takeover = (takeover, started)
         if renewing:
             return "leader: renewed"
         self.metrics.inc("bind_ha_leader_transitions_total")
@@ -441,6 +475,177 @@ class Agent:
             self.kube.heartbeat(micro_time(record.renew_time), self._timeout())
         except (ApiUnavailable, Conflict) as error:
             log.debug("heartbeat: %s", error)
+
+    # ---- the operator's requests (steering.py) ------------------------------------------------
+
+    def _steer(self, pods: list[Peer], status: Status) -> None:
+        """Decide this round's answers to the operator's requests on the Lease."""
+        observation = self.state.observation
+        assert observation is not None
+        found = requests.read(observation.meta.annotations, self.request_keys)
+        self.state.asked = found
+        self.metrics.set("bind_ha_automation_paused", 1 if found.paused else 0)
+        if found.failover is None or found.failover.id != (self.state.took_over or ("",))[0]:
+            self.state.took_over = None  # answered (or withdrawn): forget it
+        if found.failover is None or found.failover.id != (self.state.failed_failover or ("",))[0]:
+            self.state.failed_failover = None
+        local = self.local.state
+        leading = self._leading()
+        serving = (
+            leading
+            and local.role == PRIMARY
+            and local.layout.staged is None
+            and status.healthy
+            and not local.serving_problems
+            and self.state.switching is None
+        )
+        situation = steering.Situation(
+            me=self.settings.pod_name,
+            leading=leading,
+            serving=serving,
+            held_by_other=election.held_by_other(
+                observation, self.settings.identity, self.clock.monotonic(), self.timing
+            ),
+            requests=found,
+            pods=tuple(pods),
+            mine=status,
+            missing=tuple(self.local.missing_data()),
+            with_data=self.state.notes.zones_with_data,
+            dynamic=self.local.dynamic_zones(),
+            served=self.local.served_zones() if serving else frozenset(),
+            wall_now=self.clock.wall(),
+            busy=self.state.switching.request.id if self.state.switching else None,
+            failed=self.state.failed_failover,
+            took_over=self.state.took_over,
+            pending=self.state.outbox.keys(),
+        )
+        self.state.situation = situation
+        self.state.plan = steering.decide(situation)
+        for reply in self.state.plan.replies:
+            log.info("answering %s", steering.describe(reply.answer))
+
+    def _pending_answers(self) -> tuple[tuple[Reply, ...], steering.Resumed | None]:
+        """What the next Lease write answers: held-over answers first, then this round's."""
+        held = self.state.outbox.take(self.state.asked)
+        return held + self.state.plan.replies, self.state.plan.resumed
+
+    def _answered(self, replies: tuple[Reply, ...], resumed: steering.Resumed | None) -> None:
+        """The write landed: report each answer once, and write none of them again."""
+        for reply in replies:
+            self.events(*reply.event)
+        if resumed is not None:
+            self.events("Resumed", "automation resumed: pods take the Lease and change roles again", False)
+        self.state.plan = replace(self.state.plan, replies=(), resumed=None)
+
+    def _unwritten(self, replies: tuple[Reply, ...]) -> None:
+        """A write failed: keep the answers no later round would decide again (a switchover's)."""
+        self.state.outbox.add(*(reply for reply in replies if reply.answer.kind == requests.SWITCHOVER))
+
+    def _write_answers(self, *extra: Reply) -> None:
+        """Answer without renewing (this pod does not hold the Lease, or it just gave it away):
+        the Lease written back exactly as read (the agent may update, not patch, it), with
+        only the answers changed. Its leader record is the one read, so no observer counts
+        this write as a renewal."""
+        self.state.outbox.add(*extra)
+        replies, resumed = self._pending_answers()
+        observation = self.state.observation
+        if (not replies and resumed is None) or observation is None or observation.record is None:
+            self._unwritten(replies)
+            return
+        changes = steering.edits(replies, resumed, self.request_keys)
+        meta = replace(
+            observation.meta, annotations=steering.apply_edits(observation.meta.annotations, changes)
+        )
+        try:
+            version = self.kube.replace_lease(observation.record, observation.version, meta, self._timeout())
+        except (Conflict, ApiUnavailable) as error:
+            log.info("answer not written (%s): trying again next round", error)
+            self._unwritten(replies)
+            return
+        self.state.observation = replace(observation, version=version, meta=meta)
+        self._answered(replies, resumed)
+
+    def _operator_move(self) -> None:
+        """A serving primary starts a switchover; one that cannot serve hands a failover on."""
+        plan = self.state.plan
+        if plan.switchover is not None:
+            self._start_switchover(plan.switchover)
+        elif isinstance(plan.failover, steering.HandOn):
+            self._hand_lease(plan.failover.target, (), reseed=plan.failover.reseed)
+
+    def _start_switchover(self, start: steering.StartSwitchover) -> None:
+        """The graceful handover's path, to one chosen pod: check it keeps up, freeze writes,
+        then (in the next rounds) wait until it serves our last serials and hand it the Lease."""
+        target, situation = start.target, self.state.situation
+        assert situation is not None and target.ip
+        if not self.local.await_replication([target], steering.PRECHECK_SECONDS):
+            reason = steering.not_in_step(
+                target.name,
+                dict(self.local.state.last_serials),
+                self.local.live_status(target.ip),
+                steering.PRECHECK_SECONDS,
+            )
+            self._write_answers(
+                Reply(steering.answer(situation, start.request, "refused", reason), warning=True)
+            )
+            return
+        self.local.fence(f"switchover to {target.name}")
+        now = self.clock.monotonic()
+        wait = min(self.settings.handover_wait, (start.request.deadline - self.clock.wall()).total_seconds())
+        self.state.switching = steering.Switching(start.request, target, frozen_at=now, give_up_at=now + wait)
+        log.info("switchover to %s: writes frozen, waiting up to %.1fs for it to catch up", target.name, wait)
+
+    def _switch_round(self, pods: list[Peer]) -> None:
+        switching, situation = self.state.switching, self.state.situation
+        assert switching is not None and situation is not None
+        left = switching.give_up_at - self.clock.monotonic()
+        in_step = self.local.await_replication(
+            [switching.target], max(0.0, min(self.timing.retry_period, left))
+        )
+        now_situation = replace(
+            situation, leading=self._leading(), pods=tuple(pods), wall_now=self.clock.wall()
+        )
+        step = steering.switch_step(switching, now_situation, in_step=in_step, now=self.clock.monotonic())
+        if isinstance(step, steering.KeepWaiting):
+            return
+        if isinstance(step, steering.Hand):
+            if self._hand_lease(switching.target, (step.reply,)):
+                self.state.switching = None
+            return
+        self.state.switching = None  # GiveUp: the next round thaws (serve_as_primary) and answers
+        log.warning("%s", steering.describe(step.reply.answer))
+        self._write_answers(step.reply)
+
+    def _hand_lease(
+        self, target: Peer, replies: tuple[Reply, ...], *, reseed: frozenset[str] = frozenset()
+    ) -> bool:
+        """Write the Lease with target as its holder (and these answers): it renews it from its
+        next round as its own, and is promoted; we are demoted in this round. True once written."""
+        observation = self.state.observation
+        record = observation.record if observation else None
+        if observation is None or record is None or record.holder != self.settings.identity:
+            return False
+        handed = steering.handed(
+            record, to=target.identity, wall_now=self.clock.wall(), duration=int(self.timing.lease_duration)
+        )
+        notes = replace(self.state.notes, reseed=self.state.notes.reseed | reseed)
+        annotations = leasenotes.written(observation.meta.annotations, self.settings.label_prefix, notes)
+        changes = steering.edits(replies, None, self.request_keys)
+        meta = LeaseMeta(
+            labels=observation.meta.labels, annotations=steering.apply_edits(annotations, changes)
+        )
+        started = self.clock.monotonic()
+        try:
+            version = self.kube.replace_lease(handed, observation.version, meta, self._timeout())
+        except (Conflict, ApiUnavailable) as error:
+            log.warning("handing the Lease to %s: %s; trying again next round", target.name, error)
+            return False
+        self.state.leadership = Leadership()
+        self.state.observation = Observation(handed, version, changed_at=started, meta=meta)
+        self._noted(notes)
+        self._answered(replies, None)
+        log.info("handed the Lease to %s", target.name)
+        return True
 
     # ---- a primary that cannot serve ---------------------------------------------------------------
 
@@ -492,11 +697,16 @@ class Agent:
             self.run.set_valid_until(0.0)  # handing over: keep the Lease, take no writes
             self._hand_over(pods)
             return None
+        if self.state.switching is not None:
+            self.run.set_valid_until(0.0)  # a switchover: keep the Lease, take no writes
+            self._switch_round(pods)
+            return None
         if leading:
             self.run.set_valid_until(self.state.leadership.valid_until(self.timing))
             if local.state.role != PRIMARY or local.state.layout.staged is not None:
                 return self._promote(pods)
             local.serve_as_primary(pods, self._leading)
+            self._operator_move()
             return None
         self.run.set_valid_until(0.0)
         leader_ip = self._leader_ip(pods)
@@ -536,6 +746,9 @@ class Agent:
                 return None
             log.error("promotion failed: %s; giving the Lease up", error)
             self.events("PromotionFailed", str(error), True)
+            if self.state.takeover is not None:  # answered `failed` from the next round
+                self.state.failed_failover = (self.state.takeover[0].request.id, str(error))
+                self.state.takeover = None
             self._give_up_lease()
             reason = "missing data" if isinstance(error, NoData) else "a failed promotion"
             self._stand_aside(f"standing aside after {reason}")
@@ -545,6 +758,11 @@ class Agent:
             return None
         self._label(self.settings.pod_name, PRIMARY)
         self.events("Promoted", f"{self.settings.pod_name} is now the primary of every zone", False)
+        if self.state.takeover is not None:  # answered `done` in the next renewal, at once
+            takeover, since = self.state.takeover
+            self.state.took_over = (takeover.request.id, takeover.losses, self.clock.monotonic() - since)
+            self.state.takeover = None
+            self.wake.set()
         log.info("promoted: %s is primary", self.settings.pod_name)
         if self.local.dynamic_zones() - self.state.notes.zones_with_data:
             self.wake.set()  # the record failed: the next renewal (at once) opens the new zones
@@ -720,7 +938,7 @@ class Agent:
                 self.state.confirm_at = None
             else:
                 delay = min(delay, self.state.confirm_at - now)
-        if self.state.handover_until is not None:
+        if self.state.handover_until is not None or self.state.switching is not None:
             delay = min(delay, 0.05)  # the next handover round soon (it waits inside)
         return max(delay, 0.02)
 

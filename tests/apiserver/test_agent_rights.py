@@ -170,11 +170,10 @@ def test_the_agent_may_still_do_its_work(cluster: Cluster, policy_active: str) -
     current = leases.read_namespaced_lease(LEASE, policy_active)
     current.spec.holder_identity = "q/v"
     assert status_of(lambda: leases.replace_namespaced_lease(LEASE, policy_active, current)) == 200
-    # An answer to an operator's request, with the request removed (steering.py), as a patch.
-    version = leases.read_namespaced_lease(LEASE, policy_active).metadata.resource_version
-    answer = {"bind-ha.io/answer-switchover": '{"outcome":"refused"}', "bind-ha.io/switchover": None}
-    patch = {"metadata": {"resourceVersion": version, "annotations": answer}}
-    assert status_of(lambda: leases.patch_namespaced_lease(LEASE, policy_active, patch)) == 200
+    # An answer to an operator's request, the request removed (steering.py), by the same update.
+    current = leases.read_namespaced_lease(LEASE, policy_active)
+    current.metadata.annotations = {"bind-ha.io/answer-switchover": '{"outcome":"refused"}'}
+    assert status_of(lambda: leases.replace_namespaced_lease(LEASE, policy_active, current)) == 200
     event = event_about(PODS[0], policy_active)
     assert status_of(lambda: agent.create_namespaced_event(policy_active, event)) == 200
 

@@ -1,8 +1,8 @@
 """`bind-ha` against a live local release: real agents, real named, the real API server.
 
 The command runs as it is installed (`make setup` puts it in the venv), as `bind-ha` and as
-the kubectl plugin `kubectl bind-ha`. The agents of this version record but do not yet act
-on requests: these tests check what the command writes and reports, never a faked answer.
+the kubectl plugin `kubectl bind-ha`. These tests check what the command writes, reads and
+reports; tests/integration/test_operating.py what the agents do about each request.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from tests.harness.cluster import LocalCluster
 from tests.harness.examples import EXAMPLE_ZONES
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import DNS_PORT, UPDATE_KEY, LocalRelease, Timing
-from tests.harness.release import wait_for
 from tests.harness.tools import path_with_tools, tool
 from tests.unit.cli_views import write_kubeconfig
 
@@ -195,42 +194,40 @@ def test_pause_is_kept_across_renewals_and_shown(release: LocalRelease) -> None:
     assert {"PauseRequested", "ResumeRequested"} <= reasons
 
 
-def test_requests_are_written_and_waited_for(release: LocalRelease) -> None:
+def test_requests_are_written_refused_and_waited_for(release: LocalRelease) -> None:
     leader, followers = release.start_pods(3)
     release.report_readiness()
     wait_for_status(release, "healthy", lambda code, _doc: code == 0, timeout=30)
     target = followers[0].name
 
+    refused = bind_ha(release, "failover", "--to", target)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"refused: {leader.name} is a healthy primary: use `bind-ha switchover --to {target}` "
+        "(it works while automation is paused too)\n"
+    )
+    assert lease_requests(release).failover is None, "a refused request is not written"
+    not_ready = bind_ha(release, "switchover", "--to", "test-bind-ha-9")
+    assert not_ready.returncode == 1 and "there is no pod test-bind-ha-9" in not_ready.stderr
+
+    reseed = bind_ha(release, "reseed", "test", "Dyn.Test.", "--wait", "20")
+    assert reseed.returncode == 0, reseed.stdout + reseed.stderr
+    assert "reseed of dyn.test requested" in reseed.stdout
+    assert "reseed done after" in reseed.stdout and f"answered by {leader.name}" in reseed.stdout
+    assert "bind-ha.io/reseed" not in (release.lease().metadata.annotations or {})  # type: ignore[union-attr]
+
+    # With every agent gone (the Lease not yet stale), a request is written and nobody answers.
+    for pod in release:
+        pod.kill_agent()
     started = time.monotonic()
     switchover = bind_ha(release, "switchover", "--to", target, "--wait", "2")
-    assert switchover.returncode == 1, "no agent of this version answers"
+    assert switchover.returncode == 1, switchover.stdout + switchover.stderr
     assert "no answer within 2s" in switchover.stdout
     assert time.monotonic() - started >= 2
     request = lease_requests(release).switchover
     assert request is not None and request.to == target and request.by == "bind-ha-admin"
     assert abs((request.deadline - request.at).total_seconds() - 2) < 0.01
     assert any(f"switchover to {target}" in note for note in status(release)[1]["notes"])  # type: ignore[attr-defined]
-
-    refused = bind_ha(release, "failover", "--to", target)
-    assert refused.returncode == 1
-    assert (
-        refused.stderr
-        == f"refused: {leader.name} is a healthy primary: use `bind-ha switchover --to {target}`\n"
-    )
-    assert lease_requests(release).failover is None, "a refused request is not written"
-
-    not_ready = bind_ha(release, "switchover", "--to", "test-bind-ha-9")
-    assert not_ready.returncode == 1 and "there is no pod test-bind-ha-9" in not_ready.stderr
-
-    reseed = bind_ha(release, "reseed", "test", "Dyn.Test.", "--wait", "1")
-    assert reseed.returncode == 1 and "no answer within 1s" in reseed.stdout
-    assert "reseed of dyn.test requested" in reseed.stdout
-    # The primary already serves dyn.test: it settles the request at once (nothing reseeded).
-    wait_for(
-        "the primary to settle the reseed request",
-        lambda: "bind-ha.io/reseed" not in (release.lease().metadata.annotations or {}),  # type: ignore[union-attr]
-        timeout=30,
-    )
 
 
 def test_usage_and_connection_errors_exit_2(release: LocalRelease) -> None:
