@@ -412,7 +412,7 @@ class Agent:
         takeover = self.state.plan.failover if not renewing else None
         if isinstance(takeover, steering.TakeOver):  # a forced failover seeds what no pod has
             notes = replace(notes, reseed=notes.reseed | takeover.reseed)
-        replies, resumed = self._pending_answers()
+        replies, resumed = self._pending_answers(notes)
         annotations = leasenotes.written(observation.meta.annotations, self.settings.label_prefix, notes)
         meta = LeaseMeta(
             labels=observation.meta.labels,
@@ -524,10 +524,21 @@ class Agent:
         for reply in self.state.plan.replies:
             log.info("answering %s", steering.describe(reply.answer))
 
-    def _pending_answers(self) -> tuple[tuple[Reply, ...], steering.Resumed | None]:
-        """What the next Lease write answers: held-over answers first, then this round's."""
-        held = self.state.outbox.take(self.state.asked)
-        return held + self.state.plan.replies, self.state.plan.resumed
+    def _pending_answers(
+        self, notes: LeaseNotes | None = None
+    ) -> tuple[tuple[Reply, ...], steering.Resumed | None]:
+        """What the next Lease write answers: held-over answers first, then this round's, and
+        a reseed that the notes to be written settle."""
+        replies = self.state.outbox.take(self.state.asked) + self.state.plan.replies
+        situation = self.state.situation
+        if (
+            notes is not None
+            and situation is not None
+            and all(reply.answer.kind != requests.RESEED for reply in replies)
+        ):
+            settled = steering.reseed_settled(situation, notes.reseed)
+            replies += (settled,) if settled is not None else ()
+        return replies, self.state.plan.resumed
 
     def _answered(self, replies: tuple[Reply, ...], resumed: steering.Resumed | None) -> None:
         """The write landed: report each answer once, and write none of them again."""

@@ -110,8 +110,9 @@ class Reseed:
 
     @property
     def id(self) -> str:
-        """Derived from the zones: the annotation holds nothing else."""
-        return "reseed-" + hashlib.sha256(",".join(self.zones).encode()).hexdigest()[:16]
+        """Derived from the zones, in any order: the annotation holds nothing else, and the
+        primary rewrites it sorted (leasenotes.py) when it renews."""
+        return "reseed-" + hashlib.sha256(",".join(sorted(set(self.zones))).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

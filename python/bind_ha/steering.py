@@ -546,9 +546,8 @@ def failover_done(situation: Situation, request: Failover, found: Iterable[str],
 
 
 def _reseed(situation: Situation) -> Reply | None:
-    """The holder answers a reseed once it serves every requested zone (the Lease notes settle
-    the request in the same write); zones that are not dynamic zones of this release are
-    refused at once."""
+    """The holder answers a reseed once it serves every requested zone; zones that are not
+    dynamic zones of this release are refused at once."""
     request = situation.requests.reseed
     if request is None or not answerer(situation):
         return None
@@ -557,10 +556,17 @@ def _reseed(situation: Situation) -> Reply | None:
         return _refused(
             situation, request, f"not a dynamic zone of this release: {', '.join(unknown)}; nothing reseeded"
         )
-    if not situation.serving:
+    if not situation.serving or any(zone not in situation.served for zone in request.zones):
         return None  # the next primary seeds the zones it has no copy of, then answers
-    waiting = [zone for zone in request.zones if zone not in situation.served]
-    if waiting:
+    return reseed_settled(situation, frozenset())
+
+
+def reseed_settled(situation: Situation, remaining: frozenset[str]) -> Reply | None:
+    """The answer to a reseed once the Lease's notes list none of its zones any more: the
+    primary settles a zone in the renewal that records it as served, which may be the one
+    just before a promotion's switch (leasenotes.after_renewal)."""
+    request = situation.requests.reseed
+    if request is None or any(zone in remaining or zone not in situation.dynamic for zone in request.zones):
         return None
     reason = (
         f"{situation.me} serves {', '.join(request.zones)}: a zone no pod had data for was seeded "

@@ -12,6 +12,7 @@ import time
 
 import kubernetes
 
+from bind_ha import requests
 from tests.harness import dnsclient
 from tests.harness.pods import DNS_PORT, LocalPod, LocalRelease
 from tests.harness.traffic import Writer, dropped_tcp_to
@@ -92,6 +93,13 @@ def test_only_an_operators_reseed_request_seeds_a_zone_that_held_data_and_it_is_
         assert time.monotonic() < deadline, "the honoured reseed request was never cleared"
         time.sleep(0.1)
     assert lease_annotations(release)["bind-ha.io/zones-with-data"] == "dyn.test"
+    # ... and answered, for `bind-ha reseed` (the request was settled in the promotion's write)
+    while (answer := requests.read(lease_annotations(release)).answers.get("reseed")) is None:
+        assert time.monotonic() < deadline, "the honoured reseed request was never answered"
+        time.sleep(0.1)
+    assert (answer.id, answer.outcome, answer.by) == (requests.Reseed(("dyn.test",)).id, "done", new.name)
+    events = kubernetes.client.CoreV1Api(release.api_client).list_namespaced_event(release.namespace).items
+    assert any(event.reason == "ReseedDone" and event.involved_object.name == new.name for event in events)
 
 
 def test_a_restarted_pod_becomes_ready_while_updates_keep_flowing(release: LocalRelease) -> None:

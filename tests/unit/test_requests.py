@@ -181,6 +181,7 @@ def test_reseed_caps_the_number_of_zones() -> None:
 def test_reseed_id_follows_the_zones() -> None:
     assert Reseed(("a.test",)).id == Reseed(("a.test",)).id
     assert Reseed(("a.test",)).id != Reseed(("b.test",)).id
+    assert Reseed(("b.test", "a.test")).id == Reseed(("a.test", "b.test")).id, "the primary sorts them"
     assert requests.ID.match(Reseed(("a.test",)).id)
 
 
