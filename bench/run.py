@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from tests.harness.cluster import LocalCluster, Ports
 from tests.harness.examples import EXAMPLE_ZONES as ZONES
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import DNS_PORT, HEALTH_PORT, LocalPod, LocalRelease
-from tests.harness.tools import REPO, tool, versions
+from tests.harness.tools import REPO, path_with_tools, tool, versions
 from tests.harness.traffic import Writer
 
 RESULTS = REPO / "bench" / "results"
@@ -197,7 +198,7 @@ def lost_updates(release: LocalRelease, survivors: list[LocalPod], acknowledged:
 def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bool) -> None:
     """Crash (or gracefully stop) the primary `runs` times under a stream of updates."""
     kind = "crash" if crash else "graceful"
-    switch_times, follow_times, lost, acknowledged = [], [], 0, 0
+    switch_times, follow_times, gaps, lost, acknowledged = [], [], [], 0, 0
     for run in range(runs):
         old = release.wait_for_leader(timeout=60)
         release.wait_converged("dyn.test", timeout=30)
@@ -225,6 +226,7 @@ def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bo
         writer.halt.set()
         writer.join()
         stopping.join()
+        gaps.append(writer.longest_gap(started))
         lost += lost_updates(release, survivors, writer.acknowledged)
         acknowledged += len(writer.acknowledged)
         old.start()  # the kubelet restarts the pod's containers on the same volume
@@ -237,6 +239,11 @@ def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bo
     )
     results.add(f"{kind}_switch_seconds", label, switch_times)
     results.add(
+        f"{kind}_write_gap_seconds",
+        f"{kind}: writes unavailable (longest gap between acknowledged updates)",
+        gaps,
+    )
+    results.add(
         f"{kind}_follower_serves_seconds",
         f"after {kind}: new primary's change served by the other follower",
         follow_times,
@@ -246,6 +253,67 @@ def switchovers(release: LocalRelease, results: Results, runs: int, *, crash: bo
         f"acknowledged updates lost in {runs} {kind} switchovers",
         lost,
         f"of {acknowledged} acknowledged; updates at ~100/s to random live pods during each switch",
+    )
+
+
+def planned_switchovers(release: LocalRelease, results: Results, runs: int) -> None:
+    """`bind-ha switchover --to POD` `runs` times under a stream of updates (the planned move:
+    freeze, the target catches up, the Lease is handed to it), timed as the graceful handover
+    is: from the command's start until the new primary accepts a signed update."""
+    switch_times, reported, gaps, lost, acknowledged = [], [], [], 0, 0
+    env = {"PATH": path_with_tools(), "HOME": str(release.root)}
+    for run in range(runs):
+        old = release.wait_for_leader(timeout=60)
+        release.wait_converged("dyn.test", timeout=30)
+        release.report_readiness()
+        others = sorted((pod for pod in release if pod is not old), key=lambda pod: pod.name)
+        target = others[run % len(others)]
+        writer = Writer(
+            lambda: [pod.address for pod in release],
+            DNS_PORT,
+            "dyn.test",
+            release.update_key(),
+            f"planned{run}-",
+            pause=0.01,
+        )
+        writer.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        command = [str(shutil.which("bind-ha", path=env["PATH"])), "switchover", "--to", target.name]
+        command += ["--wait", "60"]
+        command += ["-n", release.namespace, "--kubeconfig", release.admin_kubeconfig]
+        moved = subprocess.run(command, capture_output=True, text=True, check=False, env=env, timeout=90)
+        if moved.returncode != 0:
+            writer.stop()
+            raise RuntimeError(f"switchover {run + 1} failed: {moved.stdout}{moved.stderr}")
+        switched = accepted(release, target, f"planned{run}-probe")
+        switch_times.append(switched - started)
+        reported.append(float(moved.stdout.split("the switchover took ")[1].split("s")[0]))
+        time.sleep(1.0)
+        writer.halt.set()
+        writer.join()
+        gaps.append(writer.longest_gap(started))
+        lost += lost_updates(release, list(release), writer.acknowledged)
+        acknowledged += len(writer.acknowledged)
+        log(f"switchover {run + 1}/{runs}: {old.name} -> {target.name} in {switch_times[-1]:.3f}s")
+    results.add(
+        "planned_switch_seconds",
+        "switchover (`bind-ha switchover --to POD` -> new primary accepts a signed update)",
+        switch_times,
+    )
+    results.add(
+        "planned_write_gap_seconds",
+        "switchover: writes unavailable (longest gap between acknowledged updates)",
+        gaps,
+    )
+    results.add(
+        "planned_switch_reported_seconds", "switchover: the time `bind-ha switchover` prints", reported
+    )
+    results.count(
+        "planned_lost_acknowledged",
+        f"acknowledged updates lost in {runs} switchovers",
+        lost,
+        f"of {acknowledged} acknowledged; updates at ~100/s to random pods during each switch",
     )
 
 
@@ -422,11 +490,12 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     with workdir(args.keep) as root, control_plane(root) as cluster:
         if args.only in (None, "election"):
-            log("three pods: crash failovers, graceful handovers, agent resources")
+            log("three pods: crash failovers, graceful handovers, switchovers, agent resources")
             with release_of(cluster, root, "election", 3, ZONES, allocator) as release:
                 agent_resources(release, results, window=30 if not args.quick else 10)
                 switchovers(release, results, runs, crash=True)
                 switchovers(release, results, runs, crash=False)
+                planned_switchovers(release, results, runs)
                 source_edits(release, results, 10)
                 ready, rate = switching.ready_under_writes(release, 3 if args.quick else 5)
                 results.add(

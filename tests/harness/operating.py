@@ -7,7 +7,8 @@ starts a control plane and a three-pod release (namespace `dns`, release `test`)
 `make demo` does, then runs each command with KUBECONFIG pointing at the cluster and
 `bind-ha` on PATH, and prints each command and what it printed. A command `crash-primary`
 SIGKILLs the current primary's processes, `wait-leader` waits for a new primary, and
-`ready` reports every pod's readiness as a kubelet would, and `install-chart RELEASE
+`ready` reports every pod's readiness as a kubelet would, `lose-volume POD` restarts a pod
+with its data directory gone (a lost PersistentVolume), and `install-chart RELEASE
 NAMESPACE [HELM ARGS]` installs the chart for real into another namespace (its pods never
 run: there is no kubelet), for client-config, which reads the StatefulSet and Services.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +45,15 @@ def _special(release: LocalRelease, command: str, env: dict[str, str]) -> bool:
         return True
     if command == "ready":
         release.report_readiness()
+        return True
+    if command.startswith("lose-volume "):
+        pod = next(pod for pod in release if pod.name == command.split()[1])
+        pod.stop()
+        shutil.rmtree(pod.data_dir)
+        pod.start()
+        pod.wait_for_log("has no copy of dynamic zone(s)")
+        release.report_readiness()
+        print(f"$ # {pod.name} restarted without its volume\n", flush=True)
         return True
     if command.startswith("install-chart "):
         name, namespace, *extra = shlex.split(command)[1:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import socket
 import subprocess
@@ -127,6 +128,7 @@ class Writer(threading.Thread):
             pause,
         )
         self.acknowledged: list[str] = []
+        self.acknowledged_at: list[float] = []  # monotonic time of each acknowledgement
         self.sent = 0
         self.halt = threading.Event()
 
@@ -149,11 +151,19 @@ class Writer(threading.Thread):
             )
             if rcode == "NOERROR":
                 self.acknowledged.append(name)
+                self.acknowledged_at.append(time.monotonic())
             time.sleep(self.pause)
 
     def stop(self) -> None:
         self.halt.set()
         self.join()
+
+    def longest_gap(self, since: float) -> float:
+        """The longest time between two acknowledgements, the later one after `since`: how
+        long writes were unavailable to this client around a switch."""
+        times = self.acknowledged_at
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times) if later > since]
+        return max(gaps, default=0.0)
 
 
 @contextmanager
