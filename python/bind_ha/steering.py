@@ -435,13 +435,14 @@ def switch_step(
 def losses(
     target: str, serials: Mapping[str, int], situation: Situation
 ) -> tuple[tuple[str, ...], frozenset[str]]:
-    """What promoting target (with these serials) discards: zones where another pod published
-    a newer serial or target has no copy, and zones that held data of which no pod has a copy
-    (they would be seeded from their source). Returns the descriptions and the zones that
+    """What promoting target (with these serials) discards: dynamic zones where another pod
+    published a newer serial or target has no copy, and zones that held data of which no pod
+    has a copy (they would be seeded from their source). Returns the descriptions and the zones that
     must be seeded again."""
     others = [peer for peer in situation.pods if peer.name != target and peer.status is not None]
     found: list[str] = []
-    zones = sorted({zone for peer in others if peer.status for zone in peer.status.serials})
+    anywhere = {zone for peer in others if peer.status for zone in peer.status.serials}
+    zones = sorted(anywhere & situation.dynamic)  # a static zone is written afresh from its source
     for zone in zones:
         published = {
             peer.name: peer.status.serials[zone]

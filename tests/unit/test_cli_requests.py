@@ -253,3 +253,16 @@ def test_resume_leaves_the_pauses_answer_for_the_agents_to_see() -> None:
     api = FakeLeaseApi(annotations={"bind-ha.io/paused": "true", "bind-ha.io/answer-pause": "kept"})
     lease_api(api).write("pause", None, lambda found: None, clear_answer=False)
     assert api.annotations == {"bind-ha.io/answer-pause": "kept"}
+
+
+def test_only_zones_that_held_data_can_be_lost() -> None:
+    view = leaderless(
+        p_0={"dyn.test": 5, "example.test": 3},
+        p_1={"dyn.test": 5, "example.test": 1},
+        p_2={"dyn.test": 4, "example.test": 3},
+    )
+    assessment = assess(view, NOW)
+    assert plan.losses(assessment, "p-1") == ["example.test: p-1 has serial 1; p-0 has 3"]
+    assert plan.losses(assessment, "p-1", frozenset({"dyn.test"})) == []
+    refusal = plan.failover_refusal(assessment, "p-1", force=False, with_data=frozenset({"dyn.test"}))
+    assert refusal is None

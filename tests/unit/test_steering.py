@@ -337,3 +337,9 @@ def test_handing_the_lease_over_is_a_transition_to_the_target() -> None:
     )
     handed = steering.handed(record, to="p-2/uid-p-2", wall_now=LATER, duration=10)
     assert handed == LeaseRecord("p-2/uid-p-2", 10, LATER, LATER, 5)
+
+
+def test_a_static_zone_is_no_loss_it_is_written_afresh_from_its_source() -> None:
+    pods = (peer("p-0", {"dyn.test": 1009, "example.test": 3}), peer("p-1", {"dyn.test": 1009}))
+    situation = follower("p-1", held=False, pods=pods, mine=Status(True, {"dyn.test": 1009}))
+    assert steering.losses("p-1", {"dyn.test": 1009}, situation) == ((), frozenset())

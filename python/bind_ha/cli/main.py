@@ -378,11 +378,12 @@ def _await_primary(session: Session, old: str, target: str | None, waited: float
 
 
 def cmd_failover(session: Session, args: argparse.Namespace) -> int:
-    _view, wired, assessment = session.read()
-    refusal = plan.failover_refusal(assessment, args.to, force=args.force)
+    view, wired, assessment = session.read()
+    with_data = view.lease.with_data if view.lease else frozenset()
+    refusal = plan.failover_refusal(assessment, args.to, force=args.force, with_data=with_data)
     if refusal:
         raise Refused(refusal)
-    lost = plan.losses(assessment, args.to)
+    lost = plan.losses(assessment, args.to, with_data)
     for line in lost:
         session.context.say(f"--force: promoting {args.to} discards {line}")
     at, deadline = _deadline(session, args.wait)

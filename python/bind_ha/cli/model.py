@@ -51,6 +51,7 @@ class LeaseView:
     transitions: int
     version: str
     requests: Requests = field(default_factory=Requests)
+    with_data: frozenset[str] = frozenset()  # dynamic zones that held clients' data (leasenotes.py)
 
 
 @dataclass(frozen=True)

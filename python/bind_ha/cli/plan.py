@@ -97,15 +97,22 @@ def _target_refusal(assessment: Assessment, target: str) -> str | None:
     return None
 
 
-def losses(assessment: Assessment, target: str) -> list[str]:
-    """What promoting target would discard: zones where another pod published newer data."""
+def losses(assessment: Assessment, target: str, with_data: frozenset[str] = frozenset()) -> list[str]:
+    """What promoting target would discard: dynamic zones where another pod published newer
+    data. with_data: the zones the Lease lists as having held clients' data (leasenotes.py);
+    only they can lose anything (a static zone is written afresh from its source on
+    promotion). Empty (an older release): every zone counts."""
     report = _report(assessment, target)
     if report is None:
         return []
     mine = report.pod.status.serials if report.pod.status else {}
     found = []
     zones = sorted(
-        {zone for other in assessment.pods if other.pod.status for zone in other.pod.status.serials}
+        zone
+        for zone in {
+            zone for other in assessment.pods if other.pod.status for zone in other.pod.status.serials
+        }
+        if not with_data or zone in with_data
     )
     for zone in zones:
         others = {
@@ -124,7 +131,9 @@ def losses(assessment: Assessment, target: str) -> list[str]:
     return found
 
 
-def failover_refusal(assessment: Assessment, target: str, *, force: bool) -> str | None:
+def failover_refusal(
+    assessment: Assessment, target: str, *, force: bool, with_data: frozenset[str] = frozenset()
+) -> str | None:
     """A failover is for when no healthy primary exists (the agents refuse it otherwise: a
     switchover moves a healthy primary, paused or not). With --force, a target that is not
     ready may be promoted: a pod without a zone's data does not answer it, so it is not ready."""
@@ -142,7 +151,7 @@ def failover_refusal(assessment: Assessment, target: str, *, force: bool) -> str
     unfit = _unfit(report, target, ready=False)
     if unfit:
         return unfit
-    lost = losses(assessment, target)
+    lost = losses(assessment, target, with_data)
     if lost and not force:
         return (
             f"{target} lacks data other pods have ({'; '.join(lost)}); "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bind_ha import clients as tsig_clients
-from bind_ha import requests
+from bind_ha import leasenotes, requests
 from bind_ha.cli import names
 from bind_ha.cli.api import Api, CommandError
 from bind_ha.cli.clients import PRESET_FOR_CLIENT, SECRET_KEY, ClientSettings
@@ -108,6 +108,7 @@ def lease_view(lease: Any, prefix: str) -> LeaseView:
         transitions=int(spec.lease_transitions or 0),
         version=str(lease.metadata.resource_version),
         requests=requests.read(lease.metadata.annotations, requests.Keys(prefix)),
+        with_data=leasenotes.read(lease.metadata.annotations or {}, prefix)[0].zones_with_data,
     )
 
 
