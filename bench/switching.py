@@ -320,7 +320,7 @@ def ready_under_writes(release: LocalRelease, runs: int) -> tuple[list[float], f
             follower.start()
             restarted = time.monotonic()
             sent_before = sum(writer.sent for writer in writers)
-            wait(lambda follower=follower: follower.probe().stdout.strip() == "ready", 120, "readiness")
+            wait(lambda follower=follower: follower.probe().ready, 120, "readiness")
             samples.append(time.monotonic() - restarted)
             rates.append((sum(writer.sent for writer in writers) - sent_before) / samples[-1])
         finally:
