@@ -96,9 +96,11 @@ def lookups(summary: LoadSummary) -> str:
 
 
 def report(switch: Switch) -> None:
-    same = (
-        " (the same pod: restarted, it kept its identity and its Lease)" if switch.new == switch.old else ""
-    )
+    same = ""
+    if switch.new == switch.old and switch.kind == "rolling update":
+        same = " (a new pod of that name: the role moved as the rollout replaced the pods, and ended there)"
+    elif switch.new == switch.old:
+        same = " (the same pod: restarted, it kept its identity and its Lease)"
     say(f"primary: {switch.old} -> {switch.new}{same}")
     say(
         f"writes through the primary Service were out for {switch.outage:.2f}s; "
@@ -116,6 +118,13 @@ def run(node: Node) -> list[tuple[str, float, Switch]]:
     say("helm install dns ./chart: three pods, a static zone and a dynamic zone, a client pod beside them")
     started = time.monotonic()
     scenario = Scenario.install(kube, bind_ha_image(), prefix="demo")
+    try:
+        return _story(node, scenario, started)
+    finally:
+        scenario.delete()  # in the background; on the demo's own node, stopping it removes all
+
+
+def _story(node: Node, scenario: Scenario, started: float) -> list[tuple[str, float, Switch]]:
     say(f"every pod Ready with one primary {time.monotonic() - started:.1f}s after helm install")
     show_pods(scenario)
     answer_through_the_services(scenario)

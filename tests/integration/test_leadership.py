@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -289,5 +290,9 @@ def test_the_supervisor_freezes_every_dynamic_zone_within_its_interval(release: 
         os.kill(leader.agent.pid, signal.SIGCONT)
     print(f"every zone refused updates {late:.3f}s after the deadline")
     assert late <= 1.5, f"{late:.2f}s"  # 0.25 s interval + one rndc command, with room for a loaded machine
-    assert "fence engaged" in leader.log_text("named")
+    named_log = leader.log_text("named")
+    assert "fence engaged" in named_log
+    # One command for every zone (issue 9, finding 8): named logs a freeze per zone otherwise.
+    assert "freezing all zones" in named_log
+    assert not re.search(r"freezing zone 'd\d\.test", named_log), named_log[-2000:]
     accepted_within(release, leader, "after-freeze", "192.0.2.52", timeout=10)
