@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import dns
 import pytest
 import yaml
 
@@ -70,6 +71,17 @@ def wait_for(what: str, condition: object, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+def unprivileged_code(base: pathlib.Path) -> tuple[str, pathlib.Path]:
+    """UID 10001 may not be able to enter the checkout (a clone in a private directory): it
+    runs a copy of the supervisor's code and of its one third-party package (dnspython), with
+    the interpreter the venv points at."""
+    code = base / "code"
+    shutil.copytree(REPO / "python" / "bind_ha", code / "bind_ha")
+    shutil.copytree(pathlib.Path(dns.__file__).parent, code / "dns")
+    shutil.copy(REPO / "hooks" / "named.py", code / "named.py")
+    return os.path.realpath(sys.executable), code
+
+
 @pytest.fixture
 def named_container(loopback: LoopbackAllocator) -> Iterator[Container]:
     # Under /tmp with open modes: UID 10001 cannot enter pytest's private tmp_path.
@@ -80,9 +92,10 @@ def named_container(loopback: LoopbackAllocator) -> Iterator[Container]:
         (base / "tsig" / name).write_text(new_secret() + "\n")
     zone = {"name": ZONE, "nameservers": [f"ns1.{ZONE}."], "records": "ns1 IN A 192.0.2.53\n"}
     (base / "zones.yaml").write_text(yaml.safe_dump([zone]))
+    interpreter, code = unprivileged_code(base)
     env = {
         "PATH": path_with_tools(),
-        "PYTHONPATH": str(REPO / "python"),
+        "PYTHONPATH": str(code),
         "POD_NAME": "dns-0",
         "POD_UID": "uid-0",
         "POD_NAMESPACE": "dns",
@@ -105,7 +118,7 @@ def named_container(loopback: LoopbackAllocator) -> Iterator[Container]:
         os.chown(path, UID, UID)
     supervisor = processes.start(
         "supervisor",
-        [sys.executable, str(REPO / "hooks" / "named.py")],
+        [interpreter, str(code / "named.py")],
         base / "supervisor.log",
         env=env,
         prefix=[*UNPRIVILEGED, *NO_CAPABILITIES, "--"],
