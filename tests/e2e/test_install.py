@@ -107,11 +107,19 @@ def check_release(release: Release, kube: Kube) -> None:
     assert len(release.primaries()) == 1, release.roles()
     assert kube.warning_events(release.namespace, "ReconfigureFailed") == []
     # The kubelet records every failed probe as a Warning (reason Unhealthy): a normal start
-    # must record none (the agent serves /healthz before its imports; probes wait at start).
-    assert kube.warning_events(release.namespace, "Unhealthy") == []
+    # records none (the agent serves /healthz before its imports; probes wait at start), but
+    # on a busy node the interpreter may not have opened its port by the first startup probe.
+    failed_probes = kube.warning_events(release.namespace, "Unhealthy")
+    assert all(not_yet_listening(event) for event in failed_probes), failed_probes
+    assert len(failed_probes) <= len(release.pods()), failed_probes
     for pod in release.pods():
         agent_log = release.logs(pod["metadata"]["name"], "agent")
         assert "connection refused" not in agent_log, agent_log
+
+
+def not_yet_listening(event: str) -> bool:
+    """A startup probe that found the port not yet open: harmless (failureThreshold allows it)."""
+    return "Startup probe failed" in event and "connection refused" in event
 
 
 @pytest.mark.parametrize("values", [*example_files(), *ct_install_files()], ids=lambda path: path.name)
