@@ -28,7 +28,9 @@ from tests.harness.cluster import LocalCluster
 from tests.harness.examples import EXAMPLE_ZONES
 from tests.harness.named import LoopbackAllocator
 from tests.harness.pods import DNS_PORT, UPDATE_KEY, LocalRelease, Timing
+from tests.harness.release import wait_for
 from tests.harness.tools import path_with_tools, tool
+from tests.harness.traffic import Writer
 from tests.unit.cli_views import write_kubeconfig
 
 
@@ -120,6 +122,26 @@ def test_status_of_a_healthy_release(release: LocalRelease) -> None:
     watched = bind_ha(release, "status", "--watch", "--count", "2", "--interval", "0.2")
     assert watched.returncode == 0
     assert watched.stdout.count("Release test in namespace") == 2
+
+
+def test_status_under_a_stream_of_updates_is_healthy(release: LocalRelease) -> None:
+    """Pods publish their serials a round apart, so under writes no two published serials agree:
+    status judges a lagging secondary against the primary's serial of a moment before."""
+    leader, _followers = release.start_pods(3)
+    wait_for_status(release, "healthy", lambda code, _doc: code == 0, timeout=30)
+    writer = Writer(lambda: [leader.address], DNS_PORT, "dyn.test", release.update_key(), "stream-", 0.02)
+    writer.start()
+    try:
+        wait_for("a steady stream of updates", lambda: len(writer.acknowledged) >= 100, timeout=60)
+        verdicts = []
+        for _attempt in range(3):
+            release.report_readiness()
+            code, document = status(release)
+            verdicts.append((code, document["problems"]))
+    finally:
+        writer.stop()
+    assert len(writer.acknowledged) > 150, "the stream ran throughout"
+    assert [code for code, _problems in verdicts] == [0, 0, 0], verdicts
 
 
 @pytest.fixture

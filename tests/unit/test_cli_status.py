@@ -281,3 +281,42 @@ def test_a_hostile_zone_name_cannot_drive_the_terminal() -> None:
     assert "\x1b" not in text and "\x07" not in text
     assert "\ufffd]0;owned\ufffd\ufffd[2Jdyn.test" in text
     assert "\\u001b" in render.render(view, assess(view, NOW), NOW, "json")
+
+
+def serials(dyn: int) -> Status:
+    return Status(True, {"dyn.test": dyn, "example.test": 7})
+
+
+def published(primary: int, first: int, second: int, primary_uid: str | None = None) -> model.ReleaseView:
+    """The healthy release with p-0 (primary), p-1 and p-2 publishing these dyn.test serials."""
+    view = with_pod(
+        healthy(), "p-0", status=serials(primary), **({"uid": primary_uid} if primary_uid else {})
+    )
+    return with_pod(with_pod(view, "p-1", status=serials(first)), "p-2", status=serials(second))
+
+
+def test_under_writes_a_secondary_past_where_the_primary_was_is_in_step() -> None:
+    """Pods publish a round apart: p-2 lags the primary's newest serial, but it has reached the
+    serial the primary had in the earlier view, so it keeps up."""
+    earlier, now = published(1010, 1010, 1004), published(1020, 1020, 1012)
+    assert assess(now, NOW).exit_code == 1  # one view alone: 8 behind
+    judged = assess(now, NOW, earlier=earlier)
+    assert judged.exit_code == 0, judged.problems
+    assert [report.in_step for report in judged.pods] == [True, True, True]
+
+
+def test_under_writes_a_secondary_ahead_of_an_older_primary_snapshot_is_in_step() -> None:
+    earlier, now = published(1010, 1015, 1010), published(1016, 1030, 1016)
+    assert assess(now, NOW).lagging == ("p-1",)
+    assert assess(now, NOW, earlier=earlier).exit_code == 0
+
+
+def test_a_secondary_that_stays_behind_is_not_in_step_across_views() -> None:
+    judged = assess(published(1020, 1020, 1005), NOW, earlier=published(1010, 1010, 1000))
+    assert judged.exit_code == 1 and judged.lagging == ("p-2",)
+    assert "ready secondary p-2 is not in step: dyn.test 15 behind" in judged.problems
+
+
+def test_an_earlier_view_of_another_primary_pod_forgives_nothing() -> None:
+    earlier = published(1010, 1010, 1004, primary_uid="old-uid")
+    assert assess(published(1020, 1020, 1012), NOW, earlier=earlier).lagging == ("p-2",)

@@ -29,6 +29,9 @@ from bind_ha.requests import Answer, Failover, Pause, Reseed, Switchover
 DEFAULT_WAIT = 60.0
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 INTERRUPTED = 130  # as a shell reports SIGINT
+# A lagging secondary is looked at again for about two agent rounds (2 s each by default).
+STEP_CONFIRM_SECONDS = 6.0
+STEP_CONFIRM_POLL = 1.0
 
 
 @dataclass
@@ -173,9 +176,20 @@ class Session:
     def wall(self) -> datetime.datetime:
         return self.context.clock.wall()
 
-    def read(self) -> tuple[ReleaseView, Wiring, Assessment]:
+    def read(self, earlier: ReleaseView | None = None) -> tuple[ReleaseView, Wiring, Assessment]:
         view, wired = release.read_release(self.api, self.release)
-        return view, wired, assess(view, self.wall())
+        return view, wired, assess(view, self.wall(), earlier)
+
+    def settled(self) -> tuple[ReleaseView, Assessment]:
+        """A view, and if secondaries lag in it, later views judged against it until they are in
+        step or STEP_CONFIRM_SECONDS pass: pods publish their serials once a round, so under a
+        stream of updates one view alone cannot tell a lagging secondary from a busy one."""
+        first, _wired, assessment = self.read()
+        view, deadline = first, self.context.clock.monotonic() + STEP_CONFIRM_SECONDS
+        while assessment.lagging and self.context.clock.monotonic() < deadline:
+            self.context.sleep(STEP_CONFIRM_POLL)
+            view, _wired, assessment = self.read(earlier=first)
+        return view, assessment
 
     def who(self) -> str:
         """Who asks: the user the API server authenticated, else the kubeconfig's user entry."""
@@ -206,7 +220,7 @@ def _new_id() -> str:
 
 
 def _frame(session: Session, output: str) -> tuple[str, int]:
-    view, _wired, assessment = session.read()
+    view, assessment = session.settled()
     return render(view, assessment, session.wall(), output), assessment.exit_code
 
 

@@ -8,7 +8,11 @@ ready secondary is in step with it:
 - exactly one pod is labelled primary, and it is that holder, and its agent publishes
   itself healthy;
 - every ready pod other than the primary serves, for every zone the primary serves,
-  the primary's serial (lag 0 in RFC 1982 serial arithmetic).
+  the primary's serial (lag 0 in RFC 1982 serial arithmetic). Each pod publishes its
+  serials once a round, so under a stream of updates the snapshots of two pods are taken
+  up to a round apart and rarely agree: given an earlier view as well (`assess(...,
+  earlier=)`), a secondary also counts as in step when it has since reached the serial the
+  same primary had then, or the primary has since reached the serial it was ahead with.
 Renewal ages compare the holder's renewTime with this machine's clock: a clock skew
 between the two shows up as that much renewal age.
 """
@@ -22,7 +26,7 @@ from bind_ha import requests
 from bind_ha.peers import PRIMARY, SERIAL_SPACE, Status, serial_newer
 from bind_ha.requests import Requests
 
-DEFAULT_RENEW_DEADLINE = 7.0  # settings.ENVIRONMENT's default, for pods that do not say
+DEFAULT_RENEW_DEADLINE = 6.0  # settings.ENVIRONMENT's default, for pods that do not say
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class Assessment:
     problems: tuple[str, ...]  # each makes the exit code 1
     notes: tuple[str, ...]  # worth knowing, not a failure (a pause, requests, unready pods)
     renew_age: float | None  # seconds since the holder's last renewal, by this machine's clock
+    lagging: tuple[str, ...] = ()  # ready secondaries not in step (a later view may clear them)
 
     @property
     def healthy(self) -> bool:
@@ -188,10 +193,34 @@ def _zone_states(pod: PodView, zones: tuple[str, ...], reference: Status | None)
     return tuple(states)
 
 
-def _step_problem(pod: PodView, states: tuple[ZoneState, ...]) -> str | None:
-    """Why a ready secondary is not in step (states: the primary's zones), or None when it is."""
+def _caught_up(zone: str, pod: PodView, now: Status, earlier: tuple[PodView, Status] | None) -> bool:
+    """Lagging in this view, in step across two: the pod reached the primary's earlier serial,
+    or (ahead of it) the primary reached the pod's earlier serial."""
+    if earlier is None:
+        return False
+    before_pod, before_primary = earlier
+    ours, theirs = (pod.status.serials.get(zone) if pod.status else None), now.serials.get(zone)
+    ours_before = before_pod.status.serials.get(zone) if before_pod.status else None
+    primary_before = before_primary.serials.get(zone)
+    if ours is None or theirs is None:
+        return False
+    if primary_before is not None and lag(primary_before, ours) <= 0 < lag(theirs, ours):
+        return True  # behind now, but past where the primary was
+    return ours_before is not None and lag(ours_before, theirs) <= 0 and lag(theirs, ours) < 0
+
+
+def _step_problem(
+    pod: PodView,
+    states: tuple[ZoneState, ...],
+    reference: Status,
+    earlier: tuple[PodView, Status] | None = None,
+) -> str | None:
+    """Why a ready secondary is not in step (states: the primary's zones), or None when it is.
+    earlier: the same pod and the same primary's serials in an earlier view, if there is one."""
     reasons = []
     for state in states:
+        if state.lag not in (None, 0) and _caught_up(state.zone, pod, reference, earlier):
+            continue
         if state.lag is None:
             reasons.append(f"{state.zone} missing")
         elif state.lag > 0:
@@ -211,7 +240,22 @@ def _all_zones(view: ReleaseView, reference: Status | None) -> tuple[str, ...]:
     return tuple(primary_zones + others)
 
 
-def assess(view: ReleaseView, now: datetime.datetime) -> Assessment:
+def _earlier(
+    earlier: ReleaseView | None, pod: PodView, reference_pod: PodView
+) -> tuple[PodView, Status] | None:
+    """The pod and the primary's serials in the earlier view, if the same pods were there."""
+    if earlier is None:
+        return None
+    before = {(p.name, p.uid): p for p in earlier.pods}
+    pod_before = before.get((pod.name, pod.uid))
+    primary_before = before.get((reference_pod.name, reference_pod.uid))
+    if pod_before is None or primary_before is None or primary_before.status is None:
+        return None
+    return pod_before, primary_before.status
+
+
+def assess(view: ReleaseView, now: datetime.datetime, earlier: ReleaseView | None = None) -> Assessment:
+    """Judge a view; with an earlier view, lagging secondaries may count as in step (module doc)."""
     holder = _holder_pod(view)
     problems, age = _lease_problems(view, now)
     problems += _primary_problems(view, holder)
@@ -221,21 +265,23 @@ def assess(view: ReleaseView, now: datetime.datetime) -> Assessment:
     reference = reference_pod.status if reference_pod is not None else None
     zones = _all_zones(view, reference)
     primary_zones = tuple(sorted(reference.serials)) if reference else ()
-    reports = []
+    reports, lagging = [], []
     for pod in view.pods:
         states = _zone_states(pod, primary_zones, reference)  # in step means: every zone of the primary
+        step = None
+        if reference is not None and reference_pod is not None and pod is not reference_pod:
+            step = _step_problem(pod, states, reference, _earlier(earlier, pod, reference_pod))
         reports.append(
             PodReport(
                 pod=pod,
                 zones=_zone_states(pod, zones, reference),
-                in_step=None if reference is None else all(state.lag == 0 for state in states),
+                in_step=None if reference is None else step is None,
                 holder=holder is not None and pod is holder,
             )
         )
-        if reference is not None and pod is not reference_pod and pod.ready and not pod.deleting:
-            step = _step_problem(pod, states)
-            if step:
-                problems.append(step)
+        if step and pod.ready and not pod.deleting:
+            problems.append(step)
+            lagging.append(pod.name)
     return Assessment(
         primary=primary,
         pods=tuple(reports),
@@ -243,6 +289,7 @@ def assess(view: ReleaseView, now: datetime.datetime) -> Assessment:
         problems=tuple(problems),
         notes=tuple(notes(view, now)),
         renew_age=age,
+        lagging=tuple(lagging),
     )
 
 
