@@ -257,3 +257,24 @@ def label_fixes(peers: Iterable[Peer], me: str, leading: bool) -> list[LabelFix]
         elif leading and peer.role == PRIMARY:
             fixes.insert(0, LabelFix(peer.name, SECONDARY))
     return fixes
+
+
+def behind_others(
+    target: str, mine: Mapping[str, int], published: Mapping[str, Mapping[str, int]], zones: Iterable[str]
+) -> list[str]:
+    """Per zone, what target lacks against the newest serial another pod published (by pod
+    name): no copy, or an older serial; each line names the pod that has the newest."""
+    found = []
+    for zone in zones:
+        others = {
+            name: serials[zone] for name, serials in published.items() if name != target and zone in serials
+        }
+        best = newest(others.values())
+        if best is None:
+            continue
+        holder = min(name for name, serial in others.items() if serial == best)
+        if zone not in mine:
+            found.append(f"{zone}: {target} has no copy; {holder} has serial {best}")
+        elif serial_newer(best, mine[zone]):
+            found.append(f"{zone}: {target} has serial {mine[zone]}; {holder} has {best}")
+    return found

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 
 from bind_ha import requests
 from bind_ha.election import LeaseRecord
-from bind_ha.peers import SERIAL_SPACE, Peer, Status, newest, serial_newer
+from bind_ha.peers import SERIAL_SPACE, Peer, Status, behind_others, serial_newer
 from bind_ha.requests import Answer, Failover, Keys, Requests, Switchover
 
 PRECHECK_SECONDS = 1.0  # a target must reach our serials this fast, before writes are frozen
@@ -443,20 +443,8 @@ def losses(
     found: list[str] = []
     anywhere = {zone for peer in others if peer.status for zone in peer.status.serials}
     zones = sorted(anywhere & situation.dynamic)  # a static zone is written afresh from its source
-    for zone in zones:
-        published = {
-            peer.name: peer.status.serials[zone]
-            for peer in others
-            if peer.status and zone in peer.status.serials
-        }
-        best = newest(published.values())
-        if best is None:
-            continue
-        holder = min(name for name, serial in published.items() if serial == best)
-        if zone not in serials:
-            found.append(f"{zone}: {target} has no copy; {holder} has serial {best}")
-        elif serial_newer(best, serials[zone]):
-            found.append(f"{zone}: {target} has serial {serials[zone]}; {holder} has {best}")
+    published = {peer.name: peer.status.serials for peer in others if peer.status}
+    found.extend(behind_others(target, serials, published, zones))
     reseed = frozenset(zone for zone in situation.with_data & situation.dynamic if zone not in serials)
     for zone in sorted(reseed - set(zones)):
         found.append(f"{zone}: held data and no pod has a copy: it is seeded again from its source")

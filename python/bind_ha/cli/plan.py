@@ -13,7 +13,7 @@ import datetime
 
 from bind_ha import requests
 from bind_ha.cli.model import Assessment, PodReport, duration
-from bind_ha.peers import newest, serial_newer
+from bind_ha.peers import behind_others
 from bind_ha.requests import Failover, Requests, Switchover
 
 
@@ -106,7 +106,6 @@ def losses(assessment: Assessment, target: str, with_data: frozenset[str] = froz
     if report is None:
         return []
     mine = report.pod.status.serials if report.pod.status else {}
-    found = []
     zones = sorted(
         zone
         for zone in {
@@ -114,21 +113,8 @@ def losses(assessment: Assessment, target: str, with_data: frozenset[str] = froz
         }
         if not with_data or zone in with_data
     )
-    for zone in zones:
-        others = {
-            other.pod.name: other.pod.status.serials[zone]
-            for other in assessment.pods
-            if other is not report and other.pod.status and zone in other.pod.status.serials
-        }
-        best = newest(others.values())
-        if best is None:
-            continue
-        holder = min(name for name, serial in others.items() if serial == best)
-        if zone not in mine:
-            found.append(f"{zone}: {target} has no copy; {holder} has serial {best}")
-        elif serial_newer(best, mine[zone]):
-            found.append(f"{zone}: {target} has serial {mine[zone]}; {holder} has {best}")
-    return found
+    published = {other.pod.name: other.pod.status.serials for other in assessment.pods if other.pod.status}
+    return behind_others(target, mine, published, zones)
 
 
 def failover_refusal(
