@@ -537,5 +537,5 @@ def missing_updates(
 
     deadline = time.monotonic() + timeout
     while not complete() and time.monotonic() < deadline:
-        time.sleep(1)
+        time.sleep(0.5)
     return missing

@@ -11,6 +11,7 @@ import time
 from tests.harness import dnsclient
 from tests.harness.examples import EXAMPLE_ZONES, big_zone
 from tests.harness.pods import DNS_PORT, LocalPod, LocalRelease
+from tests.harness.release import wait_for
 from tests.harness.tools import tool
 from tests.harness.traffic import Writer
 from tests.integration.test_failover import accepted_within
@@ -31,13 +32,14 @@ def test_a_graceful_handover_in_the_kubelets_order_is_quick_and_loses_nothing(re
     )
     writer.start()
     try:
-        time.sleep(1)
+        wait_for("writes flowing", lambda: len(writer.acknowledged) >= 20, 30)
         signalled = time.monotonic()
         stopper = stopping(old)  # SIGTERM to named's supervisor, which tells the agent; then the agent
         new = release.wait_for_leader(excluding=old, timeout=15)
         accepted_at = accepted_within(release, new, "after-graceful", "192.0.2.40", timeout=15)
         stopper.join()
-        time.sleep(1)
+        after = len(writer.acknowledged)
+        wait_for("writes flowing after the handover", lambda: len(writer.acknowledged) >= after + 20, 30)
     finally:
         writer.stop()
     took = accepted_at - signalled
@@ -62,7 +64,7 @@ def test_a_stopping_primary_waits_for_a_secondary_in_the_middle_of_a_100k_record
     assert peer.named_pid
     writer = Writer(lambda: [primary.address], DNS_PORT, "dyn.test", release.update_key(), "busy", pause=0.01)
     writer.start()
-    time.sleep(1)
+    wait_for("writes flowing", lambda: len(writer.acknowledged) >= 20, 30)
     view = peer.serving_view()
     subprocess.run(
         [tool("rndc"), "-c", str(peer.run_dir / "rndc.conf"), "retransfer", "big.test", "IN", view],
